@@ -1,0 +1,680 @@
+//! A store member: the Raft node plus everything that routes requests through it.
+//!
+//! Writes are proposed on the leader; a follower forwards them over the peer port. Linearizable
+//! reads ask the leader for a read index (leadership confirmed by a heartbeat quorum) and wait
+//! until the local state machine has applied it. Lease deadlines and membership changes are
+//! decided by the leader only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use openraft::error::{ChangeMembershipError, CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, RaftMetrics, ServerState};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use hanode_kv::{Applied, Command, KvError, KvResult, Lessor, MemberInfo, ResponseHeader};
+use hanode_types::{Member, NodeId};
+
+use crate::config::StoreConfig;
+use crate::faults::Faults;
+use crate::log_store::LogStore;
+use crate::network::{PeerError, PeerNetwork, PeerTls};
+use crate::state_machine::{Shared, StateMachine};
+use crate::types::{ForwardRequest, ForwardResponse, LearnerState, MemberStatus, Raft};
+use crate::StoreError;
+
+/// How often the leader checks lease deadlines and learners.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Shared core of a member.
+pub(crate) struct Core {
+    pub(crate) id: NodeId,
+    pub(crate) config: StoreConfig,
+    pub(crate) raft: Raft,
+    pub(crate) shared: Arc<Shared>,
+    network: PeerNetwork,
+    lessor: Mutex<Lessor>,
+    membership_lock: Mutex<()>,
+}
+
+/// A running store member.
+#[derive(Clone)]
+pub struct StoreNode {
+    pub(crate) core: Arc<Core>,
+    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl StoreNode {
+    /// Opens the member's database and starts Raft (not yet part of any cluster if the
+    /// database is new: call [`StoreNode::initialize`], or wait to be added by a leader).
+    pub async fn open(
+        config: StoreConfig,
+        tls: Option<&PeerTls>,
+        faults: Arc<Faults>,
+    ) -> Result<StoreNode, StoreError> {
+        let db = crate::db::open(&config.db_dir)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", config.db_dir.display())))?;
+        let log_store = LogStore::new(db.clone());
+        let state_machine = StateMachine::open(db, &config.snapshot_dir).map_err(StoreError::Open)?;
+        let shared = state_machine.shared();
+        let network = PeerNetwork::new(config.node_id, tls, faults);
+        let raft_config = Arc::new(config.raft_config().map_err(|e| StoreError::Config(e.to_string()))?);
+        let raft = Raft::new(config.node_id, raft_config, network.clone(), log_store, state_machine)
+            .await
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let core = Arc::new(Core {
+            id: config.node_id,
+            config,
+            raft,
+            shared,
+            network,
+            lessor: Mutex::new(Lessor::new()),
+            membership_lock: Mutex::new(()),
+        });
+        let housekeeping = tokio::spawn(housekeeping(Arc::downgrade(&core)));
+        Ok(StoreNode { core, tasks: Arc::new(std::sync::Mutex::new(vec![housekeeping])) })
+    }
+
+    /// Makes this member the single voter of a new cluster (`--init`).
+    pub async fn initialize(&self, me: Member) -> Result<(), StoreError> {
+        let members = BTreeMap::from([(self.core.id, me)]);
+        self.core.raft.initialize(members).await.map_err(|e| StoreError::Raft(e.to_string()))
+    }
+
+    /// Whether this member has any Raft state (initialized, or added by a leader).
+    pub async fn is_initialized(&self) -> bool {
+        self.core.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.core.id
+    }
+
+    /// Raft metrics (leader, term, log and apply positions, membership).
+    pub fn metrics(&self) -> RaftMetrics<NodeId, Member> {
+        self.core.raft.metrics().borrow().clone()
+    }
+
+    /// A receiver of metric updates, to wait for conditions.
+    pub fn metrics_watch(&self) -> tokio::sync::watch::Receiver<RaftMetrics<NodeId, Member>> {
+        self.core.raft.metrics()
+    }
+
+    /// The leader this member knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.core.raft.metrics().borrow().current_leader
+    }
+
+    /// The tonic service answering peers (Raft and forwarded requests).
+    pub fn peer_service(
+        &self,
+    ) -> hanode_proto::peer::peer_server::PeerServer<crate::peer_service::PeerService> {
+        crate::peer_service::PeerService::server(self.core.clone())
+    }
+
+    /// Waits until this member has applied everything committed when it was asked, as seen by
+    /// the leader: the check behind `/readyz` and linearizable reads.
+    pub async fn read_barrier(&self, timeout: Duration) -> KvResult<()> {
+        self.core.read_barrier(Instant::now() + timeout).await
+    }
+
+    /// Adds a member as a learner (or returns the existing member with the same name); it is
+    /// promoted once caught up, keeping the voter count odd.
+    pub async fn join_member(&self, member: Member) -> KvResult<(NodeId, Vec<MemberInfo>)> {
+        let deadline = Instant::now() + self.core.config.request_timeout * 2;
+        match self.core.route(ForwardRequest::AddMember(member), deadline).await? {
+            ForwardResponse::Member(id, members) => Ok((id, members)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every member with the leader's view of each learner.
+    pub async fn member_status(&self) -> KvResult<Vec<MemberStatus>> {
+        let deadline = Instant::now() + self.core.config.request_timeout;
+        match self.core.route(ForwardRequest::MemberStatus, deadline).await? {
+            ForwardResponse::Status(members) => Ok(members),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The member list as this member knows it (no leader needed).
+    pub fn local_members(&self) -> Vec<MemberInfo> {
+        self.core.local_members()
+    }
+
+    /// Response header for this member.
+    pub fn header(&self, revision: hanode_types::Revision) -> ResponseHeader {
+        self.core.header(revision)
+    }
+
+    /// The shared state-machine handle (for reads in this crate's backend).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.core.shared
+    }
+
+    /// Stops Raft and background tasks. Pending requests fail with `Stopped`.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+        if let Err(e) = self.core.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+
+    /// Bytes of state-machine data (what the quota counts).
+    pub fn state_size_bytes(&self) -> u64 {
+        crate::db::state_size_bytes(&self.core.shared.db)
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Injected network faults (shared with the other in-process members of a test cluster).
+    pub fn faults(&self) -> &Arc<Faults> {
+        self.core.network.faults()
+    }
+}
+
+pub(crate) fn unexpected(response: ForwardResponse) -> KvError {
+    KvError::Storage(format!("unexpected reply from the leader: {response:?}"))
+}
+
+impl ForwardRequest {
+    /// Whether sending it twice is harmless (so an ambiguous failure may be retried).
+    fn is_idempotent(&self) -> bool {
+        matches!(
+            self,
+            ForwardRequest::ReadIndex
+                | ForwardRequest::LeaseKeepAlive(_)
+                | ForwardRequest::LeaseTimeToLive(_)
+                | ForwardRequest::MemberStatus
+        )
+    }
+}
+
+impl Core {
+    fn metrics(&self) -> RaftMetrics<NodeId, Member> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    pub(crate) fn header(&self, revision: hanode_types::Revision) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.config.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: self.raft.metrics().borrow().current_term,
+        }
+    }
+
+    pub(crate) fn local_members(&self) -> Vec<MemberInfo> {
+        members_of(&self.metrics())
+    }
+
+    /// How long to wait for a leader to appear before answering "no leader".
+    fn leader_wait(&self) -> Duration {
+        Duration::from_millis(self.config.election_timeout_ms_max * 2)
+    }
+
+    /// Sends a request to the leader (handling it here if this member leads), retrying while
+    /// the leader is unknown or unreachable and the request cannot have been processed.
+    pub(crate) async fn route(
+        &self,
+        request: ForwardRequest,
+        deadline: Instant,
+    ) -> KvResult<ForwardResponse> {
+        let mut leaderless_since: Option<Instant> = None;
+        loop {
+            let metrics = self.metrics();
+            let outcome = match metrics.current_leader {
+                Some(leader) if leader == self.id => self.handle_local(request.clone(), deadline).await,
+                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                    Some(member) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match self.network.forward(leader, member, &request, left).await {
+                            Ok(result) => result,
+                            Err(PeerError::Unreachable(..)) => Err(KvError::NoLeader),
+                            Err(e @ PeerError::Failed(..)) if !request.is_idempotent() => {
+                                tracing::debug!(error = %e, "forwarded request outcome unknown");
+                                return Err(KvError::Timeout);
+                            }
+                            Err(_) => Err(KvError::NoLeader),
+                        }
+                    }
+                    None => Err(KvError::NoLeader),
+                },
+                None => Err(KvError::NoLeader),
+            };
+            match outcome {
+                Err(KvError::NoLeader) => {
+                    let now = Instant::now();
+                    let since = *leaderless_since.get_or_insert(now);
+                    if now >= deadline || now.duration_since(since) >= self.leader_wait() {
+                        return Err(KvError::NoLeader);
+                    }
+                    // Wait for a leader change, or a little while if none comes.
+                    let mut watch = self.raft.metrics();
+                    let known = metrics.current_leader;
+                    let _ = tokio::time::timeout(Duration::from_millis(50), async {
+                        while watch.changed().await.is_ok() {
+                            if watch.borrow().current_leader != known {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Handles a request on the leader. `NoLeader` means this member is not (or no longer)
+    /// the leader and nothing was done.
+    pub(crate) async fn handle_local(
+        &self,
+        request: ForwardRequest,
+        deadline: Instant,
+    ) -> KvResult<ForwardResponse> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match request {
+            ForwardRequest::Propose(command) => {
+                let applied = self.propose_local(command, left).await?;
+                Ok(ForwardResponse::Applied(applied))
+            }
+            ForwardRequest::ReadIndex => Ok(ForwardResponse::ReadIndex(self.read_index_local(left).await?)),
+            ForwardRequest::LeaseKeepAlive(id) => {
+                self.read_index_local(left).await?;
+                let leases = self.shared.read().mvcc.leases();
+                let mut lessor = self.lessor.lock().await;
+                lessor.sync(&leases, Instant::now());
+                Ok(ForwardResponse::LeaseTtl(lessor.keep_alive(id, Instant::now()).unwrap_or(0)))
+            }
+            ForwardRequest::LeaseTimeToLive(id) => {
+                self.read_index_local(left).await?;
+                let leases = self.shared.read().mvcc.leases();
+                let mut lessor = self.lessor.lock().await;
+                lessor.sync(&leases, Instant::now());
+                Ok(ForwardResponse::LeaseTtl(lessor.remaining_secs(id, Instant::now()).unwrap_or(-1)))
+            }
+            ForwardRequest::AddMember(member) => self.add_member(member, deadline).await,
+            ForwardRequest::RemoveMember(id) => self.remove_member(id, deadline).await,
+            ForwardRequest::PromoteMember(id) => self.promote_member(id, deadline).await,
+            ForwardRequest::MemberStatus => {
+                if self.metrics().state != ServerState::Leader {
+                    return Err(KvError::NoLeader);
+                }
+                Ok(ForwardResponse::Status(self.member_status()))
+            }
+            ForwardRequest::TransferLeader(_) => {
+                Err(KvError::Unsupported("moving leadership".into()))
+            }
+        }
+    }
+
+    async fn propose_local(&self, command: Command, left: Duration) -> KvResult<Applied> {
+        match tokio::time::timeout(left, self.raft.client_write(command)).await {
+            Err(_) => Err(KvError::Timeout),
+            Ok(Ok(response)) => match response.data.0 {
+                Some(result) => result,
+                None => Err(KvError::Storage("a command produced no result".into())),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(KvError::NoLeader),
+            Ok(Err(RaftError::APIError(e))) => Err(KvError::Storage(e.to_string())),
+            Ok(Err(RaftError::Fatal(_))) => Err(KvError::Stopped),
+        }
+    }
+
+    async fn read_index_local(&self, left: Duration) -> KvResult<u64> {
+        match tokio::time::timeout(left, self.raft.get_read_log_id()).await {
+            Err(_) => Err(KvError::Timeout),
+            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |log_id| log_id.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Err(KvError::NoLeader),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => Err(KvError::Timeout),
+            Ok(Err(RaftError::Fatal(_))) => Err(KvError::Stopped),
+        }
+    }
+
+    pub(crate) async fn read_barrier(&self, deadline: Instant) -> KvResult<()> {
+        let index = match self.route(ForwardRequest::ReadIndex, deadline).await? {
+            ForwardResponse::ReadIndex(index) => index,
+            other => return Err(unexpected(other)),
+        };
+        self.wait_applied(index, deadline).await
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> KvResult<()> {
+        let applied = self.metrics().last_applied.map_or(0, |log_id| log_id.index);
+        if applied >= index {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => KvError::Timeout,
+                openraft::metrics::WaitError::ShuttingDown => KvError::Stopped,
+            })
+    }
+
+    /// Proposes a command through the leader (wherever it is).
+    pub(crate) async fn propose(&self, command: Command) -> KvResult<Applied> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        match self.route(ForwardRequest::Propose(command), deadline).await? {
+            ForwardResponse::Applied(applied) => Ok(applied),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs a membership change, retrying while another change is still being committed.
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<NodeId, Member>,
+        retain: bool,
+        deadline: Instant,
+    ) -> KvResult<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(left, self.raft.change_membership(change.clone(), retain));
+            match attempt.await {
+                Err(_) => return Err(KvError::Timeout),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                    return Err(KvError::NoLeader);
+                }
+                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                )))) => {
+                    // Queued behind the change being committed, never failed.
+                    if Instant::now() >= deadline {
+                        return Err(KvError::Timeout);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Err(RaftError::APIError(e))) => return Err(KvError::InvalidArgument(e.to_string())),
+                Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
+            }
+        }
+    }
+
+    async fn add_learner(&self, id: NodeId, member: Member, deadline: Instant) -> KvResult<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.raft.add_learner(id, member.clone(), false)).await {
+                Err(_) => return Err(KvError::Timeout),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                    return Err(KvError::NoLeader);
+                }
+                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                )))) => {
+                    if Instant::now() >= deadline {
+                        return Err(KvError::Timeout);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Err(RaftError::APIError(e))) => return Err(KvError::InvalidArgument(e.to_string())),
+                Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
+            }
+        }
+    }
+
+    async fn add_member(&self, member: Member, deadline: Instant) -> KvResult<ForwardResponse> {
+        let _serialized = self.membership_lock.lock().await;
+        let metrics = self.metrics();
+        if metrics.state != ServerState::Leader {
+            return Err(KvError::NoLeader);
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let existing: Vec<(NodeId, Member)> =
+            membership.nodes().map(|(id, node)| (*id, node.clone())).collect();
+        // Re-running a join: same name, same member.
+        if !member.name.is_empty() {
+            if let Some((id, node)) = existing.iter().find(|(_, node)| node.name == member.name) {
+                if *node != member {
+                    let update = BTreeMap::from([(*id, Member { stay_learner: node.stay_learner, ..member })]);
+                    self.change_membership(ChangeMembers::SetNodes(update), true, deadline).await?;
+                }
+                return Ok(ForwardResponse::Member(*id, self.local_members()));
+            }
+        }
+        if let Some((id, node)) = existing.iter().find(|(_, node)| node.peer_url == member.peer_url) {
+            if node.name.is_empty() && !member.name.is_empty() {
+                // A member announced with `member add` is starting: it keeps its id.
+                let update = BTreeMap::from([(*id, Member { stay_learner: node.stay_learner, ..member })]);
+                self.change_membership(ChangeMembers::SetNodes(update), true, deadline).await?;
+                return Ok(ForwardResponse::Member(*id, self.local_members()));
+            }
+            return Err(KvError::PeerUrlExists);
+        }
+        let mut id: NodeId = rand::random::<u64>() >> 1;
+        while id == 0 || existing.iter().any(|(taken, _)| *taken == id) {
+            id = rand::random::<u64>() >> 1;
+        }
+        tracing::info!(member_id = %format!("{id:x}"), name = %member.name, "adding member as learner");
+        self.add_learner(id, member, deadline).await?;
+        Ok(ForwardResponse::Member(id, self.local_members()))
+    }
+
+    async fn remove_member(&self, id: NodeId, deadline: Instant) -> KvResult<ForwardResponse> {
+        let _serialized = self.membership_lock.lock().await;
+        let metrics = self.metrics();
+        if metrics.state != ServerState::Leader {
+            return Err(KvError::NoLeader);
+        }
+        let membership = metrics.membership_config.membership();
+        if membership.get_node(&id).is_none() {
+            return Err(KvError::MemberNotFound { id });
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        if voters.contains(&id) {
+            if voters.len() == 1 {
+                return Err(KvError::MembershipRefused(
+                    "cannot remove the only voter: add another member first".into(),
+                ));
+            }
+            tracing::info!(member_id = %format!("{id:x}"), "removing voter");
+            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false, deadline)
+                .await?;
+        } else {
+            tracing::info!(member_id = %format!("{id:x}"), "removing learner");
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false, deadline)
+                .await?;
+        }
+        // Keep the voter count odd right away rather than at the next housekeeping round.
+        if let Err(e) = self.balance_voters(deadline).await {
+            tracing::debug!(error = %e, "rebalancing voters after removal");
+        }
+        Ok(ForwardResponse::Members(self.local_members()))
+    }
+
+    async fn promote_member(&self, id: NodeId, deadline: Instant) -> KvResult<ForwardResponse> {
+        let _serialized = self.membership_lock.lock().await;
+        let metrics = self.metrics();
+        if metrics.state != ServerState::Leader {
+            return Err(KvError::NoLeader);
+        }
+        let membership = metrics.membership_config.membership();
+        if membership.get_node(&id).is_none() {
+            return Err(KvError::MemberNotFound { id });
+        }
+        let voters = membership.voter_ids().count();
+        if membership.voter_ids().any(|voter| voter == id) {
+            return Err(KvError::MemberNotLearner);
+        }
+        if !self.caught_up(&metrics, id) {
+            return Err(KvError::LearnerNotReady);
+        }
+        if (voters + 1) % 2 == 0 {
+            return Err(KvError::MembershipRefused(format!(
+                "promoting member {id:x} would leave {} voters; hanode keeps the voter count odd. \
+                 Add one more member (both are then promoted together) or remove a voter first",
+                voters + 1
+            )));
+        }
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false, deadline)
+            .await?;
+        Ok(ForwardResponse::Members(self.local_members()))
+    }
+
+    fn caught_up(&self, metrics: &RaftMetrics<NodeId, Member>, id: NodeId) -> bool {
+        let Some(replication) = &metrics.replication else { return false };
+        let last = metrics.last_log_index.unwrap_or(0);
+        match replication.get(&id) {
+            Some(Some(matched)) => last.saturating_sub(matched.index) <= self.config.learner_catch_up_entries,
+            _ => false,
+        }
+    }
+
+    fn member_status(&self) -> Vec<MemberStatus> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let voters = membership.voter_ids().count();
+        let ready = membership
+            .learner_ids()
+            .filter(|id| {
+                membership.get_node(id).is_some_and(|m| !m.stay_learner) && self.caught_up(&metrics, *id)
+            })
+            .count();
+        let _ = (voters, ready);
+        members_of(&metrics)
+            .into_iter()
+            .map(|info| {
+                let matched_index = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&info.id).cloned().flatten())
+                    .map(|log_id| log_id.index)
+                    .or_else(|| (info.id == self.id).then_some(metrics.last_log_index.unwrap_or(0)));
+                let learner_state = info.is_learner.then(|| {
+                    if info.member.stay_learner {
+                        LearnerState::StaysLearner
+                    } else if self.caught_up(&metrics, info.id) {
+                        LearnerState::WaitingForOddVoters
+                    } else {
+                        LearnerState::CatchingUp
+                    }
+                });
+                MemberStatus { info, learner_state, matched_index }
+            })
+            .collect()
+    }
+
+    /// Promotes caught-up learners in numbers that keep the voter count odd, or demotes a
+    /// voter when a removal left an even count and no learner can make it odd.
+    async fn balance_voters(&self, deadline: Instant) -> KvResult<()> {
+        let metrics = self.metrics();
+        if metrics.state != ServerState::Leader {
+            return Ok(());
+        }
+        let membership = metrics.membership_config.membership();
+        if membership.get_joint_config().len() > 1 {
+            return Ok(()); // a change is still being committed
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut ready: Vec<NodeId> = membership
+            .learner_ids()
+            .filter(|id| {
+                membership.get_node(id).is_some_and(|m| !m.stay_learner) && self.caught_up(&metrics, *id)
+            })
+            .collect();
+        let total = voters.len() + ready.len();
+        let target = if total % 2 == 1 { total } else { total - 1 };
+        if target > voters.len() {
+            ready.truncate(target - voters.len());
+            tracing::info!(promote = ?ready.iter().map(|id| format!("{id:x}")).collect::<Vec<_>>(), "promoting caught-up learners");
+            let ids: BTreeSet<NodeId> = ready.into_iter().collect();
+            return self.change_membership(ChangeMembers::AddVoterIds(ids), false, deadline).await;
+        }
+        if voters.len() % 2 == 0 && voters.len() >= 2 {
+            // Demote the voter furthest behind (never ourselves); it is promoted again when
+            // another member joins.
+            let replication = metrics.replication.clone().unwrap_or_default();
+            let victim = voters
+                .iter()
+                .copied()
+                .filter(|id| *id != self.id)
+                .min_by_key(|id| replication.get(id).cloned().flatten().map_or(0, |l| l.index));
+            if let Some(victim) = victim {
+                tracing::info!(member_id = %format!("{victim:x}"), "demoting a voter to keep the voter count odd");
+                let keep: BTreeSet<NodeId> = voters.into_iter().filter(|id| *id != victim).collect();
+                return self.change_membership(ChangeMembers::ReplaceAllVoters(keep), true, deadline).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_leases(&self, was_leader: &mut bool) {
+        let leader = self.metrics().state == ServerState::Leader;
+        if !leader {
+            if *was_leader {
+                self.lessor.lock().await.clear();
+            }
+            *was_leader = false;
+            return;
+        }
+        if !*was_leader {
+            // A new leader restarts every deadline: leases may outlive a leader change a
+            // little, never expire early.
+            self.lessor.lock().await.clear();
+            *was_leader = true;
+        }
+        let leases = self.shared.read().mvcc.leases();
+        let expired = {
+            let mut lessor = self.lessor.lock().await;
+            lessor.sync(&leases, Instant::now());
+            lessor.expired(Instant::now())
+        };
+        for id in expired {
+            let deadline = Instant::now() + self.config.request_timeout;
+            match self.handle_local(ForwardRequest::Propose(Command::LeaseRevoke { id }), deadline).await {
+                Ok(_) => tracing::debug!(lease = id, "lease expired"),
+                Err(KvError::LeaseNotFound { .. }) => {}
+                Err(e) => tracing::debug!(lease = id, error = %e, "lease expiry not committed yet"),
+            }
+        }
+    }
+}
+
+/// The members of the current membership config, voters first.
+fn members_of(metrics: &RaftMetrics<NodeId, Member>) -> Vec<MemberInfo> {
+    let membership = metrics.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let mut members: Vec<MemberInfo> = membership
+        .nodes()
+        .map(|(id, member)| MemberInfo { id: *id, member: member.clone(), is_learner: !voters.contains(id) })
+        .collect();
+    members.sort_by_key(|m| (m.is_learner, m.member.name.clone(), m.id));
+    members
+}
+
+/// Leader duties on a timer: lease expiry and keeping voters odd.
+async fn housekeeping(core: Weak<Core>) {
+    let mut was_leader = false;
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
+        let Some(core) = core.upgrade() else { return };
+        core.expire_leases(&mut was_leader).await;
+        ticks += 1;
+        if was_leader && ticks % 3 == 0 {
+            if let Ok(_serialized) = core.membership_lock.try_lock() {
+                let deadline = Instant::now() + core.config.request_timeout;
+                if let Err(e) = core.balance_voters(deadline).await {
+                    tracing::debug!(error = %e, "balancing voters");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The server side of the peer port: Raft RPCs into openraft, forwarded requests into the
+//! leader's handlers.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use hanode_proto::peer::Blob;
+use hanode_proto::peer::peer_server::{Peer, PeerServer};
+
+use crate::network::MAX_PEER_MESSAGE_BYTES;
+use crate::node::Core;
+use crate::types::ForwardRequest;
+
+/// Answers peers on behalf of one member.
+pub struct PeerService {
+    core: Arc<Core>,
+}
+
+impl PeerService {
+    pub(crate) fn server(core: Arc<Core>) -> PeerServer<PeerService> {
+        PeerServer::new(PeerService { core })
+            .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
+    }
+}
+
+fn decode<T: DeserializeOwned>(request: Request<Blob>) -> Result<T, Status> {
+    postcard::from_bytes(&request.into_inner().data)
+        .map_err(|e| Status::invalid_argument(format!("malformed peer message: {e}")))
+}
+
+fn encode<T: Serialize>(reply: &T) -> Result<Response<Blob>, Status> {
+    postcard::to_stdvec(reply)
+        .map(|data| Response::new(Blob { data }))
+        .map_err(|e| Status::internal(format!("cannot encode peer reply: {e}")))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = decode(request)?;
+        encode(&self.core.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = decode(request)?;
+        encode(&self.core.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = decode(request)?;
+        encode(&self.core.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let forwarded: ForwardRequest = decode(request)?;
+        let deadline = Instant::now() + self.core.config.request_timeout;
+        encode(&self.core.handle_local(forwarded, deadline).await)
+    }
+}
