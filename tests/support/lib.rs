@@ -1,1 +1,3 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests that drive the real `hanode` binary and `etcdctl`.
+
+pub mod proc;

@@ -49,8 +49,11 @@ pub trait KvBackend: Send + Sync + 'static {
     /// Renews a lease; `ttl` 0 in the answer means it does not exist.
     async fn lease_keep_alive(&self, id: LeaseId) -> KvResult<LeaseKeepAliveResponse>;
     /// Remaining TTL of a lease; `ttl` -1 means expired or unknown.
-    async fn lease_time_to_live(&self, id: LeaseId, keys: bool)
-    -> KvResult<LeaseTimeToLiveResponse>;
+    async fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+    ) -> KvResult<LeaseTimeToLiveResponse>;
     /// Every live lease.
     async fn lease_leases(&self) -> KvResult<LeaseLeasesResponse>;
 

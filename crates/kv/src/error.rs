@@ -99,7 +99,10 @@ pub enum KvError {
 impl KvError {
     /// True when the same request may succeed if retried, possibly on another member.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, KvError::NoLeader | KvError::Timeout | KvError::Stopped | KvError::Unhealthy)
+        matches!(
+            self,
+            KvError::NoLeader | KvError::Timeout | KvError::Stopped | KvError::Unhealthy
+        )
     }
 }
 

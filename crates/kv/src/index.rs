@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use hanode_types::Revision;
 
 /// A write's position: `main` is the store revision, `sub` orders writes inside one transaction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Rev {
     /// Store revision of the transaction.
     pub main: Revision,
@@ -26,7 +28,10 @@ impl Rev {
 
     /// 16 big-endian bytes, so byte order equals revision order (the storage key).
     pub fn to_bytes(self) -> [u8; 16] {
-        debug_assert!(self.main >= 0 && self.sub >= 0, "revisions are never negative");
+        debug_assert!(
+            self.main >= 0 && self.sub >= 0,
+            "revisions are never negative"
+        );
         let mut out = [0u8; 16];
         out[..8].copy_from_slice(&(self.main as u64).to_be_bytes());
         out[8..].copy_from_slice(&(self.sub as u64).to_be_bytes());
@@ -83,14 +88,20 @@ impl KeyIndex {
         if generation.revs.is_empty() {
             generation.created = rev;
         }
-        debug_assert!(generation.revs.last().is_none_or(|last| *last < rev), "revisions only grow");
+        debug_assert!(
+            generation.revs.last().is_none_or(|last| *last < rev),
+            "revisions only grow"
+        );
         generation.revs.push(rev);
         generation.ver += 1;
     }
 
     /// Ends the current generation at `rev`. The caller checked the key is live.
     fn tombstone(&mut self, rev: Rev) {
-        let generation = self.generations.last_mut().expect("tombstone of a live key");
+        let generation = self
+            .generations
+            .last_mut()
+            .expect("tombstone of a live key");
         debug_assert!(!generation.revs.is_empty(), "tombstone of a live key");
         generation.revs.push(rev);
         generation.ver += 1;
@@ -105,7 +116,9 @@ impl KeyIndex {
     fn get(&self, at: Revision) -> Option<KeyAt> {
         let last = self.generations.len().checked_sub(1)?;
         for (i, generation) in self.generations.iter().enumerate().rev() {
-            let Some(first) = generation.revs.first() else { continue };
+            let Some(first) = generation.revs.first() else {
+                continue;
+            };
             if first.main > at {
                 continue;
             }
@@ -117,7 +130,11 @@ impl KeyIndex {
                 return None;
             }
             let version = generation.ver - (generation.revs.len() - n) as i64;
-            return Some(KeyAt { rev: generation.revs[n - 1], created: generation.created, version });
+            return Some(KeyAt {
+                rev: generation.revs[n - 1],
+                created: generation.created,
+                version,
+            });
         }
         None
     }
@@ -127,7 +144,10 @@ impl KeyIndex {
     fn compact(&mut self, at: Revision, removed: &mut Vec<Rev>) {
         let last = self.generations.len() - 1;
         let mut keep = Vec::with_capacity(self.generations.len());
-        for (i, mut generation) in std::mem::take(&mut self.generations).into_iter().enumerate() {
+        for (i, mut generation) in std::mem::take(&mut self.generations)
+            .into_iter()
+            .enumerate()
+        {
             let closed = i < last;
             let n = generation.revs.partition_point(|r| r.main <= at);
             if closed && n == generation.revs.len() {
@@ -259,11 +279,25 @@ mod tests {
         assert!(index.tombstone(b"k", r(4)));
         index.put(b"k", r(6));
         assert_eq!(index.get(b"k", 1), None);
-        assert_eq!(index.get(b"k", 2), Some(KeyAt { rev: r(2), created: r(2), version: 1 }));
+        assert_eq!(
+            index.get(b"k", 2),
+            Some(KeyAt {
+                rev: r(2),
+                created: r(2),
+                version: 1
+            })
+        );
         assert_eq!(index.get(b"k", 3).map(|k| k.version), Some(2));
         assert_eq!(index.get(b"k", 4), None);
         assert_eq!(index.get(b"k", 5), None);
-        assert_eq!(index.get(b"k", 6), Some(KeyAt { rev: r(6), created: r(6), version: 1 }));
+        assert_eq!(
+            index.get(b"k", 6),
+            Some(KeyAt {
+                rev: r(6),
+                created: r(6),
+                version: 1
+            })
+        );
         assert!(!index.tombstone(b"missing", r(7)));
     }
 
@@ -277,7 +311,14 @@ mod tests {
         assert!(index.tombstone(b"b", r(6)));
         let removed = index.compact(5);
         assert_eq!(removed, vec![r(2), r(3)]);
-        assert_eq!(index.get(b"a", 5), Some(KeyAt { rev: r(5), created: r(2), version: 3 }));
+        assert_eq!(
+            index.get(b"a", 5),
+            Some(KeyAt {
+                rev: r(5),
+                created: r(2),
+                version: 3
+            })
+        );
         assert_eq!(index.get(b"b", 5).map(|k| k.rev), Some(r(4)));
         let removed = index.compact(6);
         assert_eq!(removed, vec![r(4), r(6)]);
@@ -291,7 +332,10 @@ mod tests {
             index.put(*key, r(2 + i as i64));
         }
         let keys = |start: &[u8], end: &[u8]| -> Vec<Vec<u8>> {
-            index.range(start, end, 10).map(|(k, _)| k.to_vec()).collect()
+            index
+                .range(start, end, 10)
+                .map(|(k, _)| k.to_vec())
+                .collect()
         };
         assert_eq!(keys(b"b", b""), vec![b"b".to_vec()]);
         assert_eq!(keys(b"b", b"\0"), vec![b"b".to_vec(), b"c".to_vec()]);

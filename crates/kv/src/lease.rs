@@ -31,7 +31,9 @@ impl Lessor {
         let live: HashMap<LeaseId, i64> = leases.iter().copied().collect();
         self.deadlines.retain(|id, _| live.contains_key(id));
         for (id, ttl) in live {
-            self.deadlines.entry(id).or_insert_with(|| (now + secs(ttl), ttl));
+            self.deadlines
+                .entry(id)
+                .or_insert_with(|| (now + secs(ttl), ttl));
         }
     }
 

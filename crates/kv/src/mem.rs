@@ -98,7 +98,10 @@ impl MemBackend {
         let backend = MemBackend {
             inner: Arc::new(Inner {
                 config,
-                state: RwLock::new(State { mvcc: Mvcc::new(), store: MemStore::default() }),
+                state: RwLock::new(State {
+                    mvcc: Mvcc::new(),
+                    store: MemStore::default(),
+                }),
                 hub: WatchHub::new(1),
                 lessor: Mutex::new(Lessor::new()),
             }),
@@ -119,7 +122,10 @@ impl MemBackend {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.inner.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies one command as the log would, persisting and publishing its effects.
@@ -134,9 +140,15 @@ impl MemBackend {
 }
 
 fn apply(inner: &Inner, command: &Command) -> KvResult<Applied> {
-    let mut state = inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = inner
+        .state
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if command.costs_space() && state.store.bytes > inner.config.quota_bytes {
-        let alarm = AlarmMember { member_id: inner.config.member_id, alarm: AlarmType::NoSpace };
+        let alarm = AlarmMember {
+            member_id: inner.config.member_id,
+            alarm: AlarmType::NoSpace,
+        };
         if !state.mvcc.alarms().contains(&alarm) {
             let raise = Command::Alarm {
                 action: AlarmAction::Activate,
@@ -172,7 +184,10 @@ async fn expire_leases(inner: Weak<Inner>) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let leases = {
-            let state = inner.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let state = inner
+                .state
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             state.mvcc.leases()
         };
         let expired = {
@@ -198,8 +213,14 @@ impl History for MemHistory {
         to: Revision,
         max_revisions: usize,
     ) -> KvResult<Vec<(Revision, Vec<Event>)>> {
-        let state = self.0.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.mvcc.history(&state.store, key, range_end, from, to, max_revisions)
+        let state = self
+            .0
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state
+            .mvcc
+            .history(&state.store, key, range_end, from, to, max_revisions)
     }
 }
 
@@ -212,28 +233,38 @@ impl KvBackend for MemBackend {
     async fn range(&self, req: RangeRequest) -> KvResult<RangeResponse> {
         let state = self.read();
         let resp = state.mvcc.range(&state.store, &req)?;
-        Ok(RangeResponse { header: self.header(resp.header.revision), ..resp })
+        Ok(RangeResponse {
+            header: self.header(resp.header.revision),
+            ..resp
+        })
     }
 
     async fn put(&self, req: PutRequest) -> KvResult<PutResponse> {
         match self.apply(&Command::Put(req))? {
-            Applied::Put(resp) => Ok(PutResponse { header: self.header(resp.header.revision), ..resp }),
+            Applied::Put(resp) => Ok(PutResponse {
+                header: self.header(resp.header.revision),
+                ..resp
+            }),
             other => Err(unexpected(other)),
         }
     }
 
     async fn delete_range(&self, req: DeleteRangeRequest) -> KvResult<DeleteRangeResponse> {
         match self.apply(&Command::DeleteRange(req))? {
-            Applied::DeleteRange(resp) => {
-                Ok(DeleteRangeResponse { header: self.header(resp.header.revision), ..resp })
-            }
+            Applied::DeleteRange(resp) => Ok(DeleteRangeResponse {
+                header: self.header(resp.header.revision),
+                ..resp
+            }),
             other => Err(unexpected(other)),
         }
     }
 
     async fn txn(&self, req: TxnRequest) -> KvResult<TxnResponse> {
         match self.apply(&Command::Txn(req))? {
-            Applied::Txn(resp) => Ok(TxnResponse { header: self.header(resp.header.revision), ..resp }),
+            Applied::Txn(resp) => Ok(TxnResponse {
+                header: self.header(resp.header.revision),
+                ..resp
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -246,12 +277,17 @@ impl KvBackend for MemBackend {
     }
 
     async fn lease_grant(&self, id: LeaseId, ttl: i64) -> KvResult<LeaseGrantResponse> {
-        let id = if id == 0 { rand::random::<i64>() & i64::MAX } else { id };
+        let id = if id == 0 {
+            rand::random::<i64>() & i64::MAX
+        } else {
+            id
+        };
         let ttl = ttl.max(self.inner.config.min_lease_ttl_secs);
         match self.apply(&Command::LeaseGrant { id: id.max(1), ttl })? {
-            Applied::LeaseGrant(resp) => {
-                Ok(LeaseGrantResponse { header: self.header(resp.header.revision), ..resp })
-            }
+            Applied::LeaseGrant(resp) => Ok(LeaseGrantResponse {
+                header: self.header(resp.header.revision),
+                ..resp
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -268,7 +304,11 @@ impl KvBackend for MemBackend {
         let mut lessor = self.inner.lessor.lock().await;
         lessor.sync(&leases, Instant::now());
         let ttl = lessor.keep_alive(id, Instant::now()).unwrap_or(0);
-        Ok(LeaseKeepAliveResponse { header: self.header(self.read().mvcc.revision()), id, ttl })
+        Ok(LeaseKeepAliveResponse {
+            header: self.header(self.read().mvcc.revision()),
+            id,
+            ttl,
+        })
     }
 
     async fn lease_time_to_live(
@@ -279,19 +319,33 @@ impl KvBackend for MemBackend {
         let (granted, attached, revision, leases) = {
             let state = self.read();
             let lease = state.mvcc.lease(id);
-            (lease.clone().map(|l| l.0), lease.map(|l| l.1), state.mvcc.revision(), state.mvcc.leases())
+            (
+                lease.clone().map(|l| l.0),
+                lease.map(|l| l.1),
+                state.mvcc.revision(),
+                state.mvcc.leases(),
+            )
         };
         let mut lessor = self.inner.lessor.lock().await;
         lessor.sync(&leases, Instant::now());
         let header = self.header(revision);
         match granted {
-            None => Ok(LeaseTimeToLiveResponse { header, id, ttl: -1, ..Default::default() }),
+            None => Ok(LeaseTimeToLiveResponse {
+                header,
+                id,
+                ttl: -1,
+                ..Default::default()
+            }),
             Some(granted_ttl) => Ok(LeaseTimeToLiveResponse {
                 header,
                 id,
                 ttl: lessor.remaining_secs(id, Instant::now()).unwrap_or(-1),
                 granted_ttl,
-                keys: if keys { attached.unwrap_or_default() } else { Vec::new() },
+                keys: if keys {
+                    attached.unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
             }),
         }
     }
@@ -314,11 +368,16 @@ impl KvBackend for MemBackend {
     }
 
     async fn member_list(&self) -> KvResult<MemberList> {
-        Ok(MemberList { header: self.header(0), members: vec![self.self_member()] })
+        Ok(MemberList {
+            header: self.header(0),
+            members: vec![self.self_member()],
+        })
     }
 
     async fn member_add(&self, _: Vec<String>, _: bool) -> KvResult<(MemberInfo, MemberList)> {
-        Err(KvError::Unsupported("member add on an in-memory store".into()))
+        Err(KvError::Unsupported(
+            "member add on an in-memory store".into(),
+        ))
     }
 
     async fn member_remove(&self, id: NodeId) -> KvResult<MemberList> {
@@ -353,7 +412,11 @@ impl KvBackend for MemBackend {
     ) -> KvResult<(ResponseHeader, Vec<AlarmMember>)> {
         let alarms = match (action, alarm) {
             (AlarmAction::Get, _) | (_, None) => self.read().mvcc.alarms(),
-            (action, Some(alarm)) => match self.apply(&Command::Alarm { action, member_id, alarm })? {
+            (action, Some(alarm)) => match self.apply(&Command::Alarm {
+                action,
+                member_id,
+                alarm,
+            })? {
                 Applied::Alarm(alarms) => alarms,
                 other => return Err(unexpected(other)),
             },
@@ -367,8 +430,12 @@ impl KvBackend for MemBackend {
 
     async fn snapshot(&self) -> KvResult<SnapshotStream> {
         let state = self.read();
-        let records: Vec<(Rev, Record)> =
-            state.store.records.iter().map(|(rev, record)| (*rev, record.clone())).collect();
+        let records: Vec<(Rev, Record)> = state
+            .store
+            .records
+            .iter()
+            .map(|(rev, record)| (*rev, record.clone()))
+            .collect();
         let bytes = postcard::to_stdvec(&(state.mvcc.meta(), records))
             .map_err(|e| KvError::Storage(e.to_string()))?;
         Ok(SnapshotStream {
@@ -382,7 +449,10 @@ impl MemBackend {
     fn self_member(&self) -> MemberInfo {
         MemberInfo {
             id: self.inner.config.member_id,
-            member: Member { name: "memory".into(), ..Member::default() },
+            member: Member {
+                name: "memory".into(),
+                ..Member::default()
+            },
             is_learner: false,
         }
     }

@@ -175,7 +175,10 @@ impl View<'_> {
             return Ok(record.clone());
         }
         self.store.get(rev)?.ok_or_else(|| {
-            KvError::Storage(format!("record at revision {}/{} is missing", rev.main, rev.sub))
+            KvError::Storage(format!(
+                "record at revision {}/{} is missing",
+                rev.main, rev.sub
+            ))
         })
     }
 }
@@ -236,7 +239,13 @@ impl Mvcc {
             ..Mvcc::default()
         };
         for (id, ttl) in leases {
-            mvcc.leases.insert(id, LeaseState { ttl, keys: BTreeSet::new() });
+            mvcc.leases.insert(
+                id,
+                LeaseState {
+                    ttl,
+                    keys: BTreeSet::new(),
+                },
+            );
         }
         let mut key_lease: BTreeMap<Vec<u8>, LeaseId> = BTreeMap::new();
         let mut last = Rev::default();
@@ -290,12 +299,17 @@ impl Mvcc {
 
     /// Live leases with their granted TTLs.
     pub fn leases(&self) -> Vec<(LeaseId, i64)> {
-        self.leases.iter().map(|(id, state)| (*id, state.ttl)).collect()
+        self.leases
+            .iter()
+            .map(|(id, state)| (*id, state.ttl))
+            .collect()
     }
 
     /// Granted TTL and attached keys of one lease.
     pub fn lease(&self, id: LeaseId) -> Option<(i64, Vec<Vec<u8>>)> {
-        self.leases.get(&id).map(|state| (state.ttl, state.keys.iter().cloned().collect()))
+        self.leases
+            .get(&id)
+            .map(|state| (state.ttl, state.keys.iter().cloned().collect()))
     }
 
     /// Number of keys with history in the index (for metrics).
@@ -304,7 +318,10 @@ impl Mvcc {
     }
 
     fn header(&self) -> ResponseHeader {
-        ResponseHeader { revision: self.revision, ..ResponseHeader::default() }
+        ResponseHeader {
+            revision: self.revision,
+            ..ResponseHeader::default()
+        }
     }
 
     /// Applies one command. On error nothing changed. `changes` accumulates across calls until
@@ -325,21 +342,30 @@ impl Mvcc {
                 self.check_put_state(&txn, req, store, changes)?;
                 let resp = self.put(&mut txn, req, store, changes)?;
                 self.commit(txn, changes);
-                Ok(Applied::Put(PutResponse { header: self.header(), ..resp }))
+                Ok(Applied::Put(PutResponse {
+                    header: self.header(),
+                    ..resp
+                }))
             }
             Command::DeleteRange(req) => {
                 check_key(&req.key)?;
                 let mut txn = self.begin();
                 let resp = self.delete_range(&mut txn, req, store, changes)?;
                 self.commit(txn, changes);
-                Ok(Applied::DeleteRange(DeleteRangeResponse { header: self.header(), ..resp }))
+                Ok(Applied::DeleteRange(DeleteRangeResponse {
+                    header: self.header(),
+                    ..resp
+                }))
             }
             Command::Txn(req) => {
                 check_txn(req)?;
                 let mut txn = self.begin();
                 let resp = self.txn(&mut txn, req, store, changes)?;
                 self.commit(txn, changes);
-                Ok(Applied::Txn(TxnResponse { header: self.header(), ..resp }))
+                Ok(Applied::Txn(TxnResponse {
+                    header: self.header(),
+                    ..resp
+                }))
             }
             Command::Compact(req) => {
                 self.compact(req.revision, changes)?;
@@ -355,7 +381,13 @@ impl Mvcc {
                 if self.leases.contains_key(id) {
                     return Err(KvError::LeaseExists { id: *id });
                 }
-                self.leases.insert(*id, LeaseState { ttl: *ttl, keys: BTreeSet::new() });
+                self.leases.insert(
+                    *id,
+                    LeaseState {
+                        ttl: *ttl,
+                        keys: BTreeSet::new(),
+                    },
+                );
                 changes.lease_puts.insert(*id, *ttl);
                 changes.lease_deletes.retain(|gone| gone != id);
                 Ok(Applied::LeaseGrant(LeaseGrantResponse {
@@ -365,11 +397,17 @@ impl Mvcc {
                 }))
             }
             Command::LeaseRevoke { id } => {
-                let state = self.leases.get(id).ok_or(KvError::LeaseNotFound { id: *id })?;
+                let state = self
+                    .leases
+                    .get(id)
+                    .ok_or(KvError::LeaseNotFound { id: *id })?;
                 let keys: Vec<Vec<u8>> = state.keys.iter().cloned().collect();
                 let mut txn = self.begin();
                 for key in keys {
-                    let req = DeleteRangeRequest { key, ..DeleteRangeRequest::default() };
+                    let req = DeleteRangeRequest {
+                        key,
+                        ..DeleteRangeRequest::default()
+                    };
                     self.delete_range(&mut txn, &req, store, changes)?;
                 }
                 self.leases.remove(id);
@@ -378,15 +416,22 @@ impl Mvcc {
                 self.commit(txn, changes);
                 Ok(Applied::LeaseRevoke(self.header()))
             }
-            Command::Alarm { action, member_id, alarm } => {
+            Command::Alarm {
+                action,
+                member_id,
+                alarm,
+            } => {
                 match action {
                     AlarmAction::Get => {}
                     AlarmAction::Activate => {
-                        self.alarms.insert(AlarmMember { member_id: *member_id, alarm: *alarm });
+                        self.alarms.insert(AlarmMember {
+                            member_id: *member_id,
+                            alarm: *alarm,
+                        });
                     }
-                    AlarmAction::Deactivate => self
-                        .alarms
-                        .retain(|a| !(a.alarm == *alarm && (*member_id == 0 || a.member_id == *member_id))),
+                    AlarmAction::Deactivate => self.alarms.retain(|a| {
+                        !(a.alarm == *alarm && (*member_id == 0 || a.member_id == *member_id))
+                    }),
                 }
                 Ok(Applied::Alarm(self.alarms()))
             }
@@ -394,7 +439,11 @@ impl Mvcc {
     }
 
     fn begin(&self) -> WriteTxn {
-        WriteTxn { main: self.revision + 1, sub: 0, events: Vec::new() }
+        WriteTxn {
+            main: self.revision + 1,
+            sub: 0,
+            events: Vec::new(),
+        }
     }
 
     /// Makes the transaction's writes the new revision, if it wrote anything.
@@ -414,9 +463,14 @@ impl Mvcc {
     ) -> KvResult<Option<KeyValue>> {
         // Writes of the running transaction are already in the index at `revision + 1`.
         match self.index.get(key, self.revision + 1) {
-            Some(at) => {
-                Ok(Some(View { store, pending: &changes.puts }.get(at.rev)?.kv))
-            }
+            Some(at) => Ok(Some(
+                View {
+                    store,
+                    pending: &changes.puts,
+                }
+                .get(at.rev)?
+                .kv,
+            )),
             None => Ok(None),
         }
     }
@@ -431,7 +485,8 @@ impl Mvcc {
         if req.lease != 0 && !self.leases.contains_key(&req.lease) {
             return Err(KvError::LeaseNotFound { id: req.lease });
         }
-        if (req.ignore_value || req.ignore_lease) && self.current(&req.key, store, changes)?.is_none()
+        if (req.ignore_value || req.ignore_lease)
+            && self.current(&req.key, store, changes)?.is_none()
         {
             return Err(KvError::KeyNotFound);
         }
@@ -480,8 +535,18 @@ impl Mvcc {
             }
         }
         self.index.put(&req.key, rev);
-        changes.puts.insert(rev, Record { kv: kv.clone(), tombstone: false });
-        txn.events.push(Event { kind: EventType::Put, kv, prev_kv: prev.clone() });
+        changes.puts.insert(
+            rev,
+            Record {
+                kv: kv.clone(),
+                tombstone: false,
+            },
+        );
+        txn.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
         Ok(PutResponse {
             header: ResponseHeader::default(),
             prev_kv: if req.prev_kv { prev } else { None },
@@ -502,7 +567,12 @@ impl Mvcc {
             .collect();
         let mut resp = DeleteRangeResponse::default();
         for (key, at) in hits {
-            let prev = View { store, pending: &changes.puts }.get(at.rev)?.kv;
+            let prev = View {
+                store,
+                pending: &changes.puts,
+            }
+            .get(at.rev)?
+            .kv;
             let rev = txn.next_rev();
             let removed = self.index.tombstone(&key, rev);
             debug_assert!(removed, "range only yields live keys");
@@ -511,9 +581,23 @@ impl Mvcc {
                     state.keys.remove(&key);
                 }
             }
-            let kv = KeyValue { key: key.clone(), mod_revision: rev.main, ..KeyValue::default() };
-            changes.puts.insert(rev, Record { kv: kv.clone(), tombstone: true });
-            txn.events.push(Event { kind: EventType::Delete, kv, prev_kv: Some(prev.clone()) });
+            let kv = KeyValue {
+                key: key.clone(),
+                mod_revision: rev.main,
+                ..KeyValue::default()
+            };
+            changes.puts.insert(
+                rev,
+                Record {
+                    kv: kv.clone(),
+                    tombstone: true,
+                },
+            );
+            txn.events.push(Event {
+                kind: EventType::Delete,
+                kv,
+                prev_kv: Some(prev.clone()),
+            });
             resp.deleted += 1;
             if req.prev_kv {
                 resp.prev_kvs.push(prev);
@@ -536,7 +620,11 @@ impl Mvcc {
                 break;
             }
         }
-        let ops = if succeeded { &req.success } else { &req.failure };
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
         self.check_ops(txn, ops, store, changes)?;
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
@@ -544,7 +632,10 @@ impl Mvcc {
                 RequestOp::Range(range) => {
                     let view_rev = if txn.sub > 0 { txn.main } else { self.revision };
                     let mut resp = self.range_at(store, Some(&changes.puts), range, view_rev)?;
-                    resp.header = ResponseHeader { revision: view_rev, ..resp.header };
+                    resp.header = ResponseHeader {
+                        revision: view_rev,
+                        ..resp.header
+                    };
                     ResponseOp::Range(resp)
                 }
                 RequestOp::Put(put) => ResponseOp::Put(self.put(txn, put, store, changes)?),
@@ -564,7 +655,11 @@ impl Mvcc {
                 ResponseOp::Range(_) => {}
             }
         }
-        Ok(TxnResponse { header: ResponseHeader::default(), succeeded, responses })
+        Ok(TxnResponse {
+            header: ResponseHeader::default(),
+            succeeded,
+            responses,
+        })
     }
 
     /// Validates the chosen branch before anything is written, so a failing transaction
@@ -587,7 +682,11 @@ impl Mvcc {
                             break;
                         }
                     }
-                    let branch = if holds { &inner.success } else { &inner.failure };
+                    let branch = if holds {
+                        &inner.success
+                    } else {
+                        &inner.failure
+                    };
                     self.check_ops(txn, branch, store, changes)?;
                 }
                 RequestOp::Range(_) | RequestOp::DeleteRange(_) => {}
@@ -604,7 +703,11 @@ impl Mvcc {
     ) -> KvResult<bool> {
         let at = self.revision;
         let keys: Vec<(Vec<u8>, KeyAt)> = if compare.range_end.is_empty() {
-            self.index.get(&compare.key, at).map(|k| (compare.key.clone(), k)).into_iter().collect()
+            self.index
+                .get(&compare.key, at)
+                .map(|k| (compare.key.clone(), k))
+                .into_iter()
+                .collect()
         } else {
             self.index
                 .range(&compare.key, &compare.range_end, at)
@@ -621,7 +724,10 @@ impl Mvcc {
                 | CompareTarget::Lease(v) => relation_holds(compare.result, 0i64.cmp(v)),
             });
         }
-        let view = View { store, pending: &changes.puts };
+        let view = View {
+            store,
+            pending: &changes.puts,
+        };
         for (_, at) in keys {
             let ordering = match &compare.target {
                 CompareTarget::Version(v) => at.version.cmp(v),
@@ -639,7 +745,9 @@ impl Mvcc {
 
     fn compact(&mut self, revision: Revision, changes: &mut Changes) -> KvResult<()> {
         if revision <= self.compacted {
-            return Err(KvError::Compacted { compact_revision: self.compacted });
+            return Err(KvError::Compacted {
+                compact_revision: self.compacted,
+            });
         }
         if revision > self.revision {
             return Err(KvError::FutureRevision);
@@ -669,12 +777,18 @@ impl Mvcc {
         req: &RangeRequest,
         current: Revision,
     ) -> KvResult<RangeResponse> {
-        let at = if req.revision <= 0 { current } else { req.revision };
+        let at = if req.revision <= 0 {
+            current
+        } else {
+            req.revision
+        };
         if at > current {
             return Err(KvError::FutureRevision);
         }
         if at < self.compacted {
-            return Err(KvError::Compacted { compact_revision: self.compacted });
+            return Err(KvError::Compacted {
+                compact_revision: self.compacted,
+            });
         }
         let mut hits: Vec<KeyAt> = self
             .index
@@ -688,13 +802,23 @@ impl Mvcc {
                 && (req.min_create_revision <= 0 || k.created.main >= req.min_create_revision)
                 && (req.max_create_revision <= 0 || k.created.main <= req.max_create_revision)
         });
-        let mut resp = RangeResponse { count, ..RangeResponse::default() };
+        let mut resp = RangeResponse {
+            count,
+            ..RangeResponse::default()
+        };
         if req.count_only {
             return Ok(resp);
         }
         let empty = BTreeMap::new();
-        let view = View { store, pending: pending.unwrap_or(&empty) };
-        let limit = if req.limit > 0 { req.limit as usize } else { usize::MAX };
+        let view = View {
+            store,
+            pending: pending.unwrap_or(&empty),
+        };
+        let limit = if req.limit > 0 {
+            req.limit as usize
+        } else {
+            usize::MAX
+        };
         let order = match (req.sort_order, req.sort_target) {
             (SortOrder::None, _) => SortOrder::None,
             (SortOrder::Ascend, SortTarget::Key) => SortOrder::None,
@@ -702,10 +826,15 @@ impl Mvcc {
         };
         let mut kvs: Vec<KeyValue> = if order == SortOrder::None {
             // Key order already; fetch only what the limit keeps.
-            hits.iter().take(limit).map(|k| view.get(k.rev).map(|r| r.kv)).collect::<KvResult<_>>()?
+            hits.iter()
+                .take(limit)
+                .map(|k| view.get(k.rev).map(|r| r.kv))
+                .collect::<KvResult<_>>()?
         } else {
-            let mut all: Vec<KeyValue> =
-                hits.iter().map(|k| view.get(k.rev).map(|r| r.kv)).collect::<KvResult<_>>()?;
+            let mut all: Vec<KeyValue> = hits
+                .iter()
+                .map(|k| view.get(k.rev).map(|r| r.kv))
+                .collect::<KvResult<_>>()?;
             let key_of = |kv: &KeyValue| -> (Vec<u8>, i64) {
                 match req.sort_target {
                     SortTarget::Key => (kv.key.clone(), 0),
@@ -744,7 +873,9 @@ impl Mvcc {
         max_revisions: usize,
     ) -> KvResult<Vec<(Revision, Vec<Event>)>> {
         if from < self.compacted {
-            return Err(KvError::Compacted { compact_revision: self.compacted });
+            return Err(KvError::Compacted {
+                compact_revision: self.compacted,
+            });
         }
         let mut out: Vec<(Revision, Vec<Event>)> = Vec::new();
         let mut failure = None;
@@ -768,9 +899,17 @@ impl Mvcc {
                     return false;
                 }
             };
-            let kind = if record.tombstone { EventType::Delete } else { EventType::Put };
+            let kind = if record.tombstone {
+                EventType::Delete
+            } else {
+                EventType::Put
+            };
             if let Some((_, events)) = out.last_mut() {
-                events.push(Event { kind, kv: record.kv, prev_kv });
+                events.push(Event {
+                    kind,
+                    kv: record.kv,
+                    prev_kv,
+                });
             }
             true
         })?;
@@ -802,7 +941,11 @@ fn relation_holds(result: CompareResult, ordering: std::cmp::Ordering) -> bool {
 }
 
 fn check_key(key: &[u8]) -> KvResult<()> {
-    if key.is_empty() { Err(KvError::EmptyKey) } else { Ok(()) }
+    if key.is_empty() {
+        Err(KvError::EmptyKey)
+    } else {
+        Ok(())
+    }
 }
 
 fn check_put(req: &PutRequest) -> KvResult<()> {

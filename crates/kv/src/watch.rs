@@ -67,13 +67,19 @@ impl WatchHub {
     /// A hub whose store is at `revision`.
     pub fn new(revision: Revision) -> Arc<WatchHub> {
         Arc::new(WatchHub {
-            state: Mutex::new(HubState { published: revision, next_id: 1, subscribers: HashMap::new() }),
+            state: Mutex::new(HubState {
+                published: revision,
+                next_id: 1,
+                subscribers: HashMap::new(),
+            }),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         // A panic while holding this short lock cannot leave it inconsistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The newest revision handed to watchers.
@@ -89,14 +95,21 @@ impl WatchHub {
     /// Hands the events of one applied revision to every interested watcher.
     pub fn publish(&self, revision: Revision, events: Vec<Event>) {
         let mut state = self.lock();
-        debug_assert!(revision > state.published, "revisions are published in order");
+        debug_assert!(
+            revision > state.published,
+            "revisions are published in order"
+        );
         state.published = revision;
         let batch: Batch = Arc::new((revision, events));
         state.subscribers.retain(|_, sub| {
             if sub.lagging.load(Ordering::SeqCst) {
                 return true;
             }
-            if !batch.1.iter().any(|e| in_range(&e.kv.key, &sub.key, &sub.range_end)) {
+            if !batch
+                .1
+                .iter()
+                .any(|e| in_range(&e.kv.key, &sub.key, &sub.range_end))
+            {
                 return true;
             }
             match sub.tx.try_send(batch.clone()) {
@@ -138,7 +151,11 @@ impl WatchHub {
             },
         );
         drop(state);
-        let next_revision = if req.start_revision > 0 { req.start_revision } else { published + 1 };
+        let next_revision = if req.start_revision > 0 {
+            req.start_revision
+        } else {
+            published + 1
+        };
         Watcher {
             hub: self.clone(),
             id,
@@ -248,11 +265,16 @@ impl Watcher {
             .map(|e| Event {
                 kind: e.kind,
                 kv: e.kv.clone(),
-                prev_kv: if self.req.prev_kv { e.prev_kv.clone() } else { None },
+                prev_kv: if self.req.prev_kv {
+                    e.prev_kv.clone()
+                } else {
+                    None
+                },
             })
             .collect();
         if !events.is_empty() {
-            self.pending.push_back(WatchMessage::Events { revision, events });
+            self.pending
+                .push_back(WatchMessage::Events { revision, events });
         }
     }
 

@@ -7,19 +7,33 @@ use futures::StreamExt;
 use hanode_kv::*;
 
 fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest { key: key.into(), value: value.into(), ..Default::default() }
+    PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
 }
 
 fn get(key: &str) -> RangeRequest {
-    RangeRequest { key: key.into(), ..Default::default() }
+    RangeRequest {
+        key: key.into(),
+        ..Default::default()
+    }
 }
 
 fn prefix(key: &str) -> RangeRequest {
-    RangeRequest { key: key.into(), range_end: prefix_end(key.as_bytes()), ..Default::default() }
+    RangeRequest {
+        key: key.into(),
+        range_end: prefix_end(key.as_bytes()),
+        ..Default::default()
+    }
 }
 
 fn keys(resp: &RangeResponse) -> Vec<String> {
-    resp.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
+    resp.kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect()
 }
 
 /// An empty store is at revision 1 and every write transaction adds exactly one.
@@ -34,9 +48,15 @@ async fn revisions_start_at_one_and_count_write_transactions() {
     };
     assert_eq!(kv.txn(txn).await.unwrap().header.revision, 3);
     // A delete that removes nothing and a read-only txn do not advance the revision.
-    let del = DeleteRangeRequest { key: "zzz".into(), ..Default::default() };
+    let del = DeleteRangeRequest {
+        key: "zzz".into(),
+        ..Default::default()
+    };
     assert_eq!(kv.delete_range(del).await.unwrap().header.revision, 3);
-    let ro = TxnRequest { success: vec![RequestOp::Range(get("a"))], ..Default::default() };
+    let ro = TxnRequest {
+        success: vec![RequestOp::Range(get("a"))],
+        ..Default::default()
+    };
     assert_eq!(kv.txn(ro).await.unwrap().header.revision, 3);
 }
 
@@ -47,14 +67,33 @@ async fn per_key_revisions_and_version() {
     kv.put(put("k", "1")).await.unwrap();
     kv.put(put("k", "2")).await.unwrap();
     let got = kv.range(get("k")).await.unwrap().kvs[0].clone();
-    assert_eq!((got.create_revision, got.mod_revision, got.version), (2, 3, 2));
-    let del = DeleteRangeRequest { key: "k".into(), prev_kv: true, ..Default::default() };
+    assert_eq!(
+        (got.create_revision, got.mod_revision, got.version),
+        (2, 3, 2)
+    );
+    let del = DeleteRangeRequest {
+        key: "k".into(),
+        prev_kv: true,
+        ..Default::default()
+    };
     let resp = kv.delete_range(del).await.unwrap();
-    assert_eq!((resp.deleted, resp.prev_kvs[0].value.clone()), (1, b"2".to_vec()));
+    assert_eq!(
+        (resp.deleted, resp.prev_kvs[0].value.clone()),
+        (1, b"2".to_vec())
+    );
     kv.put(put("k", "3")).await.unwrap();
     let got = kv.range(get("k")).await.unwrap().kvs[0].clone();
-    assert_eq!((got.create_revision, got.mod_revision, got.version), (5, 5, 1));
-    let resp = kv.put(PutRequest { prev_kv: true, ..put("k", "4") }).await.unwrap();
+    assert_eq!(
+        (got.create_revision, got.mod_revision, got.version),
+        (5, 5, 1)
+    );
+    let resp = kv
+        .put(PutRequest {
+            prev_kv: true,
+            ..put("k", "4")
+        })
+        .await
+        .unwrap();
     assert_eq!(resp.prev_kv.unwrap().value, b"3".to_vec());
 }
 
@@ -65,16 +104,48 @@ async fn range_forms_and_options() {
     for key in ["a/1", "a/2", "a/3", "b/1"] {
         kv.put(put(key, key)).await.unwrap();
     }
-    assert_eq!(keys(&kv.range(prefix("a/")).await.unwrap()), ["a/1", "a/2", "a/3"]);
-    let from_key = RangeRequest { key: "a/3".into(), range_end: vec![0], ..Default::default() };
+    assert_eq!(
+        keys(&kv.range(prefix("a/")).await.unwrap()),
+        ["a/1", "a/2", "a/3"]
+    );
+    let from_key = RangeRequest {
+        key: "a/3".into(),
+        range_end: vec![0],
+        ..Default::default()
+    };
     assert_eq!(keys(&kv.range(from_key).await.unwrap()), ["a/3", "b/1"]);
-    let all = RangeRequest { key: vec![0], range_end: vec![0], ..Default::default() };
+    let all = RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        ..Default::default()
+    };
     assert_eq!(kv.range(all).await.unwrap().count, 4);
-    let limited = kv.range(RangeRequest { limit: 2, ..prefix("a/") }).await.unwrap();
-    assert_eq!((keys(&limited).len(), limited.more, limited.count), (2, true, 3));
-    let keys_only = kv.range(RangeRequest { keys_only: true, ..prefix("a/") }).await.unwrap();
+    let limited = kv
+        .range(RangeRequest {
+            limit: 2,
+            ..prefix("a/")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys(&limited).len(), limited.more, limited.count),
+        (2, true, 3)
+    );
+    let keys_only = kv
+        .range(RangeRequest {
+            keys_only: true,
+            ..prefix("a/")
+        })
+        .await
+        .unwrap();
     assert!(keys_only.kvs.iter().all(|kv| kv.value.is_empty()));
-    let count_only = kv.range(RangeRequest { count_only: true, ..prefix("a/") }).await.unwrap();
+    let count_only = kv
+        .range(RangeRequest {
+            count_only: true,
+            ..prefix("a/")
+        })
+        .await
+        .unwrap();
     assert_eq!((count_only.kvs.len(), count_only.count), (0, 3));
     let desc = RangeRequest {
         sort_order: SortOrder::Descend,
@@ -86,7 +157,11 @@ async fn range_forms_and_options() {
     let by_mod = RangeRequest {
         sort_order: SortOrder::Descend,
         sort_target: SortTarget::Mod,
-        ..RangeRequest { key: vec![0], range_end: vec![0], ..Default::default() }
+        ..RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        }
     };
     assert_eq!(keys(&kv.range(by_mod).await.unwrap())[0], "b/1");
     assert_eq!(kv.range(get("")).await.unwrap_err(), KvError::EmptyKey);
@@ -99,26 +174,70 @@ async fn historic_reads_and_compaction_errors() {
     kv.put(put("k", "v1")).await.unwrap(); // rev 2
     kv.put(put("k", "v2")).await.unwrap(); // rev 3
     kv.put(put("k", "v3")).await.unwrap(); // rev 4
-    let at2 = kv.range(RangeRequest { revision: 2, ..get("k") }).await.unwrap();
+    let at2 = kv
+        .range(RangeRequest {
+            revision: 2,
+            ..get("k")
+        })
+        .await
+        .unwrap();
     assert_eq!(at2.kvs[0].value, b"v1".to_vec());
-    assert_eq!(at2.header.revision, 4, "the header carries the current revision");
     assert_eq!(
-        kv.range(RangeRequest { revision: 9, ..get("k") }).await.unwrap_err(),
+        at2.header.revision, 4,
+        "the header carries the current revision"
+    );
+    assert_eq!(
+        kv.range(RangeRequest {
+            revision: 9,
+            ..get("k")
+        })
+        .await
+        .unwrap_err(),
         KvError::FutureRevision
     );
-    kv.compact(CompactionRequest { revision: 3, physical: true }).await.unwrap();
+    kv.compact(CompactionRequest {
+        revision: 3,
+        physical: true,
+    })
+    .await
+    .unwrap();
     assert_eq!(
-        kv.range(RangeRequest { revision: 2, ..get("k") }).await.unwrap_err(),
-        KvError::Compacted { compact_revision: 3 }
+        kv.range(RangeRequest {
+            revision: 2,
+            ..get("k")
+        })
+        .await
+        .unwrap_err(),
+        KvError::Compacted {
+            compact_revision: 3
+        }
     );
-    let at3 = kv.range(RangeRequest { revision: 3, ..get("k") }).await.unwrap();
+    let at3 = kv
+        .range(RangeRequest {
+            revision: 3,
+            ..get("k")
+        })
+        .await
+        .unwrap();
     assert_eq!(at3.kvs[0].value, b"v2".to_vec());
     assert_eq!(
-        kv.compact(CompactionRequest { revision: 3, physical: false }).await.unwrap_err(),
-        KvError::Compacted { compact_revision: 3 }
+        kv.compact(CompactionRequest {
+            revision: 3,
+            physical: false
+        })
+        .await
+        .unwrap_err(),
+        KvError::Compacted {
+            compact_revision: 3
+        }
     );
     assert_eq!(
-        kv.compact(CompactionRequest { revision: 10, physical: false }).await.unwrap_err(),
+        kv.compact(CompactionRequest {
+            revision: 10,
+            physical: false
+        })
+        .await
+        .unwrap_err(),
         KvError::FutureRevision
     );
 }
@@ -136,16 +255,28 @@ async fn txn_compares_branches_and_validation() {
         range_end: Vec::new(),
     };
     for (compare, expect) in [
-        (cmp(CompareTarget::Value(b"v".to_vec()), CompareResult::Equal), true),
-        (cmp(CompareTarget::Value(b"x".to_vec()), CompareResult::Equal), false),
+        (
+            cmp(CompareTarget::Value(b"v".to_vec()), CompareResult::Equal),
+            true,
+        ),
+        (
+            cmp(CompareTarget::Value(b"x".to_vec()), CompareResult::Equal),
+            false,
+        ),
         (cmp(CompareTarget::Version(1), CompareResult::Equal), true),
         (cmp(CompareTarget::Create(2), CompareResult::Equal), true),
         (cmp(CompareTarget::Mod(1), CompareResult::Greater), true),
         (cmp(CompareTarget::Mod(2), CompareResult::Less), false),
         (cmp(CompareTarget::Lease(0), CompareResult::Equal), true),
-        (cmp(CompareTarget::Version(0), CompareResult::NotEqual), true),
+        (
+            cmp(CompareTarget::Version(0), CompareResult::NotEqual),
+            true,
+        ),
     ] {
-        let txn = TxnRequest { compare: vec![compare.clone()], ..Default::default() };
+        let txn = TxnRequest {
+            compare: vec![compare.clone()],
+            ..Default::default()
+        };
         assert_eq!(kv.txn(txn).await.unwrap().succeeded, expect, "{compare:?}");
     }
     // A missing key: numeric targets compare as 0, a value compare never holds.
@@ -157,7 +288,10 @@ async fn txn_compares_branches_and_validation() {
     };
     let txn = TxnRequest {
         compare: vec![missing],
-        success: vec![RequestOp::Put(put("nope", "created")), RequestOp::Range(get("nope"))],
+        success: vec![
+            RequestOp::Put(put("nope", "created")),
+            RequestOp::Range(get("nope")),
+        ],
         failure: vec![],
     };
     let resp = kv.txn(txn).await.unwrap();
@@ -184,20 +318,32 @@ async fn txn_compares_branches_and_validation() {
     };
     assert_eq!(kv.txn(overlap).await.unwrap_err(), KvError::DuplicateKey);
     let too_many = TxnRequest {
-        success: (0..=MAX_TXN_OPS).map(|i| RequestOp::Put(put(&format!("t{i}"), "v"))).collect(),
+        success: (0..=MAX_TXN_OPS)
+            .map(|i| RequestOp::Put(put(&format!("t{i}"), "v")))
+            .collect(),
         ..Default::default()
     };
     assert_eq!(kv.txn(too_many).await.unwrap_err(), KvError::TooManyOps);
     let bad_lease = TxnRequest {
         success: vec![
             RequestOp::Put(put("x", "1")),
-            RequestOp::Put(PutRequest { lease: 42, ..put("y", "1") }),
+            RequestOp::Put(PutRequest {
+                lease: 42,
+                ..put("y", "1")
+            }),
         ],
         ..Default::default()
     };
     let before = kv.range(get("k")).await.unwrap().header.revision;
-    assert_eq!(kv.txn(bad_lease).await.unwrap_err(), KvError::LeaseNotFound { id: 42 });
-    assert_eq!(kv.range(get("x")).await.unwrap().kvs.len(), 0, "nothing of a failed txn is written");
+    assert_eq!(
+        kv.txn(bad_lease).await.unwrap_err(),
+        KvError::LeaseNotFound { id: 42 }
+    );
+    assert_eq!(
+        kv.range(get("x")).await.unwrap().kvs.len(),
+        0,
+        "nothing of a failed txn is written"
+    );
     assert_eq!(kv.range(get("k")).await.unwrap().header.revision, before);
 }
 
@@ -208,23 +354,50 @@ async fn leases_attach_revoke_and_report() {
     let lease = kv.lease_grant(0, 60).await.unwrap();
     assert!(lease.id > 0);
     assert_eq!(lease.ttl, 60);
-    assert_eq!(kv.lease_grant(lease.id, 5).await.unwrap_err(), KvError::LeaseExists { id: lease.id });
-    kv.put(PutRequest { lease: lease.id, ..put("a", "1") }).await.unwrap();
-    kv.put(PutRequest { lease: lease.id, ..put("b", "1") }).await.unwrap();
+    assert_eq!(
+        kv.lease_grant(lease.id, 5).await.unwrap_err(),
+        KvError::LeaseExists { id: lease.id }
+    );
+    kv.put(PutRequest {
+        lease: lease.id,
+        ..put("a", "1")
+    })
+    .await
+    .unwrap();
+    kv.put(PutRequest {
+        lease: lease.id,
+        ..put("b", "1")
+    })
+    .await
+    .unwrap();
     kv.put(put("b", "2")).await.unwrap(); // b moves off the lease
     let ttl = kv.lease_time_to_live(lease.id, true).await.unwrap();
-    assert_eq!((ttl.granted_ttl, ttl.keys.clone()), (60, vec![b"a".to_vec()]));
+    assert_eq!(
+        (ttl.granted_ttl, ttl.keys.clone()),
+        (60, vec![b"a".to_vec()])
+    );
     assert!(ttl.ttl > 0 && ttl.ttl <= 60);
     assert_eq!(kv.lease_leases().await.unwrap().leases, vec![lease.id]);
     assert_eq!(kv.lease_keep_alive(lease.id).await.unwrap().ttl, 60);
     kv.lease_revoke(lease.id).await.unwrap();
     assert!(kv.range(get("a")).await.unwrap().kvs.is_empty());
     assert_eq!(kv.range(get("b")).await.unwrap().kvs.len(), 1);
-    assert_eq!(kv.lease_revoke(lease.id).await.unwrap_err(), KvError::LeaseNotFound { id: lease.id });
-    assert_eq!(kv.lease_keep_alive(lease.id).await.unwrap().ttl, 0);
-    assert_eq!(kv.lease_time_to_live(lease.id, false).await.unwrap().ttl, -1);
     assert_eq!(
-        kv.put(PutRequest { lease: 777, ..put("c", "1") }).await.unwrap_err(),
+        kv.lease_revoke(lease.id).await.unwrap_err(),
+        KvError::LeaseNotFound { id: lease.id }
+    );
+    assert_eq!(kv.lease_keep_alive(lease.id).await.unwrap().ttl, 0);
+    assert_eq!(
+        kv.lease_time_to_live(lease.id, false).await.unwrap().ttl,
+        -1
+    );
+    assert_eq!(
+        kv.put(PutRequest {
+            lease: 777,
+            ..put("c", "1")
+        })
+        .await
+        .unwrap_err(),
         KvError::LeaseNotFound { id: 777 }
     );
 }
@@ -236,8 +409,18 @@ async fn lease_expiry_deletes_keys_unless_kept_alive() {
     let kv = MemBackend::default();
     let kept = kv.lease_grant(0, 3).await.unwrap().id;
     let dropped = kv.lease_grant(0, 3).await.unwrap().id;
-    kv.put(PutRequest { lease: kept, ..put("kept", "1") }).await.unwrap();
-    kv.put(PutRequest { lease: dropped, ..put("dropped", "1") }).await.unwrap();
+    kv.put(PutRequest {
+        lease: kept,
+        ..put("kept", "1")
+    })
+    .await
+    .unwrap();
+    kv.put(PutRequest {
+        lease: dropped,
+        ..put("dropped", "1")
+    })
+    .await
+    .unwrap();
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         kv.lease_keep_alive(kept).await.unwrap();
@@ -250,7 +433,10 @@ async fn lease_expiry_deletes_keys_unless_kept_alive() {
 /// The minimum TTL applies to short grants, as etcd's lessor does.
 #[tokio::test]
 async fn short_lease_gets_minimum_ttl() {
-    let kv = MemBackend::new(MemConfig { min_lease_ttl_secs: 2, ..MemConfig::default() });
+    let kv = MemBackend::new(MemConfig {
+        min_lease_ttl_secs: 2,
+        ..MemConfig::default()
+    });
     assert_eq!(kv.lease_grant(0, 1).await.unwrap().ttl, 2);
 }
 
@@ -285,14 +471,20 @@ async fn watch_replays_history_then_follows_live() {
     let txn = TxnRequest {
         success: vec![
             RequestOp::Put(put("w/b", "1")),
-            RequestOp::DeleteRange(DeleteRangeRequest { key: "w/a".into(), ..Default::default() }),
+            RequestOp::DeleteRange(DeleteRangeRequest {
+                key: "w/a".into(),
+                ..Default::default()
+            }),
         ],
         ..Default::default()
     };
     kv.txn(txn).await.unwrap(); // 5
     let (rev, events) = next_events(&mut stream).await;
     assert_eq!(rev, 5);
-    assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventType::Put, EventType::Delete]);
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventType::Put, EventType::Delete]
+    );
     assert_eq!(events[1].kv.mod_revision, 5);
     assert_eq!(events[1].prev_kv.as_ref().unwrap().value, b"2".to_vec());
 }
@@ -301,12 +493,24 @@ async fn watch_replays_history_then_follows_live() {
 #[tokio::test]
 async fn watch_filters() {
     let kv = MemBackend::default();
-    let req = WatchRequest { key: "f".into(), no_put: true, ..Default::default() };
+    let req = WatchRequest {
+        key: "f".into(),
+        no_put: true,
+        ..Default::default()
+    };
     let mut stream = kv.watch(req).await.unwrap();
     kv.put(put("f", "1")).await.unwrap();
-    kv.delete_range(DeleteRangeRequest { key: "f".into(), ..Default::default() }).await.unwrap();
+    kv.delete_range(DeleteRangeRequest {
+        key: "f".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let (rev, events) = next_events(&mut stream).await;
-    assert_eq!((rev, events.len(), events[0].kind), (3, 1, EventType::Delete));
+    assert_eq!(
+        (rev, events.len(), events[0].kind),
+        (3, 1, EventType::Delete)
+    );
     assert!(events[0].prev_kv.is_none());
 }
 
@@ -317,18 +521,42 @@ async fn watch_from_compacted_revision_is_cancelled() {
     for i in 0..4 {
         kv.put(put("c", &i.to_string())).await.unwrap();
     }
-    kv.compact(CompactionRequest { revision: 4, physical: true }).await.unwrap();
-    let mut stream =
-        kv.watch(WatchRequest { key: "c".into(), start_revision: 2, ..Default::default() }).await.unwrap();
-    let message = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap();
-    assert_eq!(message, Some(WatchMessage::Compacted { compact_revision: 4 }));
+    kv.compact(CompactionRequest {
+        revision: 4,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    let mut stream = kv
+        .watch(WatchRequest {
+            key: "c".into(),
+            start_revision: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap();
+    assert_eq!(
+        message,
+        Some(WatchMessage::Compacted {
+            compact_revision: 4
+        })
+    );
 }
 
 /// A watcher that does not read for a long time loses nothing: it catches up from history.
 #[tokio::test]
 async fn slow_watcher_catches_up_without_gaps() {
     let kv = MemBackend::default();
-    let mut stream = kv.watch(WatchRequest { key: "s".into(), ..Default::default() }).await.unwrap();
+    let mut stream = kv
+        .watch(WatchRequest {
+            key: "s".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let writes = 1000;
     for i in 0..writes {
         kv.put(put("s", &i.to_string())).await.unwrap();
@@ -344,7 +572,10 @@ async fn slow_watcher_catches_up_without_gaps() {
 /// disarming after freeing space lets writes in again.
 #[tokio::test]
 async fn space_quota_raises_nospace_and_keeps_reads_and_deletes() {
-    let kv = MemBackend::new(MemConfig { quota_bytes: 4096, ..MemConfig::default() });
+    let kv = MemBackend::new(MemConfig {
+        quota_bytes: 4096,
+        ..MemConfig::default()
+    });
     let big = "x".repeat(1024);
     let mut refused = None;
     for i in 0..16 {
@@ -357,11 +588,25 @@ async fn space_quota_raises_nospace_and_keeps_reads_and_deletes() {
     let (_, alarms) = kv.alarm(AlarmAction::Get, 0, None).await.unwrap();
     assert_eq!(alarms[0].alarm, AlarmType::NoSpace);
     assert!(kv.range(prefix("q/")).await.unwrap().count > 0);
-    assert_eq!(kv.put(put("tiny", "1")).await.unwrap_err(), KvError::NoSpace);
-    let del = DeleteRangeRequest { key: "q/".into(), range_end: prefix_end(b"q/"), prev_kv: false };
+    assert_eq!(
+        kv.put(put("tiny", "1")).await.unwrap_err(),
+        KvError::NoSpace
+    );
+    let del = DeleteRangeRequest {
+        key: "q/".into(),
+        range_end: prefix_end(b"q/"),
+        prev_kv: false,
+    };
     assert!(kv.delete_range(del).await.unwrap().deleted > 0);
     let rev = kv.current_header().await.unwrap().revision;
-    kv.compact(CompactionRequest { revision: rev, physical: true }).await.unwrap();
-    kv.alarm(AlarmAction::Deactivate, 0, Some(AlarmType::NoSpace)).await.unwrap();
+    kv.compact(CompactionRequest {
+        revision: rev,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    kv.alarm(AlarmAction::Deactivate, 0, Some(AlarmType::NoSpace))
+        .await
+        .unwrap();
     kv.put(put("tiny", "1")).await.unwrap();
 }

@@ -69,7 +69,9 @@ pub struct ClusterCa {
 
 impl std::fmt::Debug for ClusterCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterCa").field("fingerprint", &hex::encode(self.fingerprint())).finish()
+        f.debug_struct("ClusterCa")
+            .field("fingerprint", &hex::encode(self.fingerprint()))
+            .finish()
     }
 }
 
@@ -85,30 +87,52 @@ impl ClusterCa {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
-        let stamp = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let stamp = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         name.push(DnType::CommonName, format!("hanode-ca@{stamp}"));
         params.distinguished_name = name;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.not_before = OffsetDateTime::from(now - Duration::from_secs(3600));
         params.not_after = OffsetDateTime::from(now + CA_VALIDITY);
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key)?;
-        let cert_key = CertKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+        let cert_key = CertKey {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        };
         let der = cert.der().to_vec();
-        Ok(ClusterCa { cert: cert_key, der, issuer: Issuer::new(params, key) })
+        Ok(ClusterCa {
+            cert: cert_key,
+            der,
+            issuer: Issuer::new(params, key),
+        })
     }
 
     /// Loads a CA from its certificate and key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<ClusterCa, PkiError> {
-        let key = KeyPair::from_pem(key_pem)
-            .map_err(|e| PkiError::Pem { what: "CA key".into(), reason: e.to_string() })?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::Pem {
+            what: "CA key".into(),
+            reason: e.to_string(),
+        })?;
         let der = pem_to_der(cert_pem, "CA certificate")?;
-        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(der.clone()), key)
-            .map_err(|e| PkiError::Pem { what: "CA certificate".into(), reason: e.to_string() })?;
+        let issuer =
+            Issuer::from_ca_cert_der(&CertificateDer::from(der.clone()), key).map_err(|e| {
+                PkiError::Pem {
+                    what: "CA certificate".into(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(ClusterCa {
-            cert: CertKey { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string() },
+            cert: CertKey {
+                cert_pem: cert_pem.to_string(),
+                key_pem: key_pem.to_string(),
+            },
             der,
             issuer,
         })
@@ -152,10 +176,16 @@ impl ClusterCa {
                 Err(_) => san.try_into().map(SanType::DnsName),
             })
             .collect::<Result<_, _>>()?;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = match req.kind {
             LeafKind::Server | LeafKind::Peer => {
-                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+                vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ]
             }
             LeafKind::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
@@ -164,7 +194,10 @@ impl ClusterCa {
         params.serial_number = Some(random_serial());
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(CertKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(CertKey {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 
@@ -173,19 +206,30 @@ pub(crate) fn pem_to_der(pem: &str, what: &str) -> Result<Vec<u8>, PkiError> {
     use rustls_pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pem.as_bytes())
         .map(|der| der.to_vec())
-        .map_err(|e| PkiError::Pem { what: what.into(), reason: e.to_string() })
+        .map_err(|e| PkiError::Pem {
+            what: what.into(),
+            reason: e.to_string(),
+        })
 }
 
 /// Reads the subject CN and organizations of a certificate presented by a client.
 pub fn peer_identity(der: &[u8]) -> Option<PeerIdentity> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let common_name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let common_name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     let organizations = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    Some(PeerIdentity { common_name, organizations })
+    Some(PeerIdentity {
+        common_name,
+        organizations,
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ pub struct PkiDir {
 impl PkiDir {
     /// The `pki` directory under `data_dir`.
     pub fn new(data_dir: &Path) -> PkiDir {
-        PkiDir { dir: data_dir.join("pki") }
+        PkiDir {
+            dir: data_dir.join("pki"),
+        }
     }
 
     /// The directory itself.
@@ -50,20 +52,28 @@ impl PkiDir {
 
     /// Reads a certificate and its key.
     pub fn read_pair(&self, paths: (PathBuf, PathBuf)) -> Result<CertKey, PkiError> {
-        Ok(CertKey { cert_pem: read_file(&paths.0)?, key_pem: read_file(&paths.1)? })
+        Ok(CertKey {
+            cert_pem: read_file(&paths.0)?,
+            key_pem: read_file(&paths.1)?,
+        })
     }
 }
 
 /// Reads a whole text file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path)
-        .map_err(|source| PkiError::Io { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Writes a file atomically (temp file + rename) with the given mode, creating parent dirs.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| PkiError::Io { path: path.display().to_string(), source };
+    let io = |source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }

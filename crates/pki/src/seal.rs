@@ -38,7 +38,9 @@ pub fn open(secret: &str, sealed: &[u8]) -> Result<Vec<u8>, PkiError> {
     }
     let (salt, rest) = sealed.split_at(16);
     let (nonce, ciphertext) = rest.split_at(12);
-    cipher(secret, salt).decrypt(Nonce::from_slice(nonce), ciphertext).map_err(|_| PkiError::Unseal)
+    cipher(secret, salt)
+        .decrypt(Nonce::from_slice(nonce), ciphertext)
+        .map_err(|_| PkiError::Unseal)
 }
 
 #[cfg(test)]

@@ -37,16 +37,24 @@ pub fn provider() -> Arc<CryptoProvider> {
 fn certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
-        .map_err(|e| PkiError::Pem { what: what.into(), reason: e.to_string() })?;
+        .map_err(|e| PkiError::Pem {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(PkiError::Pem { what: what.into(), reason: "no certificate found".into() });
+        return Err(PkiError::Pem {
+            what: what.into(),
+            reason: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }
 
 fn key(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| PkiError::Pem { what: what.into(), reason: e.to_string() })
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::Pem {
+        what: what.into(),
+        reason: e.to_string(),
+    })
 }
 
 fn roots(ca_pem: &str) -> Result<RootCertStore, PkiError> {
@@ -69,16 +77,18 @@ pub fn server_config(
     let builder = match client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Optional(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
             builder.with_client_cert_verifier(verifier)
         }
         ClientAuth::Required(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
-                .build()
-                .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
+                    .build()
+                    .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -27,13 +27,20 @@ pub struct JoinToken {
 impl fmt::Debug for JoinToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret.
-        f.debug_struct("JoinToken").field("ca_fingerprint", &hex::encode(self.ca_fingerprint)).finish()
+        f.debug_struct("JoinToken")
+            .field("ca_fingerprint", &hex::encode(self.ca_fingerprint))
+            .finish()
     }
 }
 
 impl fmt::Display for JoinToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}{SEPARATOR}{}", hex::encode(self.ca_fingerprint), self.secret)
+        write!(
+            f,
+            "{PREFIX}{}{SEPARATOR}{}",
+            hex::encode(self.ca_fingerprint),
+            self.secret
+        )
     }
 }
 
@@ -55,9 +62,14 @@ impl FromStr for JoinToken {
             .try_into()
             .map_err(|_| PkiError::Token(format!("CA fingerprint is not 32 bytes; {usage}")))?;
         if secret.len() < 16 {
-            return Err(PkiError::Token(format!("secret is shorter than 16 characters; {usage}")));
+            return Err(PkiError::Token(format!(
+                "secret is shorter than 16 characters; {usage}"
+            )));
         }
-        Ok(JoinToken { ca_fingerprint, secret: secret.to_string() })
+        Ok(JoinToken {
+            ca_fingerprint,
+            secret: secret.to_string(),
+        })
     }
 }
 
@@ -85,7 +97,10 @@ mod tests {
 
     #[test]
     fn token_round_trips_and_hides_secret_in_debug() {
-        let token = JoinToken { ca_fingerprint: [7; 32], secret: new_secret() };
+        let token = JoinToken {
+            ca_fingerprint: [7; 32],
+            secret: new_secret(),
+        };
         let parsed: JoinToken = token.to_string().parse().unwrap();
         assert_eq!(parsed, token);
         assert!(!format!("{token:?}").contains(&token.secret));

@@ -33,10 +33,16 @@ impl StoreNode {
         if self.state_size_bytes() <= self.core().config.quota_bytes {
             return Ok(());
         }
-        let alarm = AlarmMember { member_id: self.id(), alarm: AlarmType::NoSpace };
+        let alarm = AlarmMember {
+            member_id: self.id(),
+            alarm: AlarmType::NoSpace,
+        };
         let raised = self.shared().read().mvcc.alarms().contains(&alarm);
         if !raised {
-            tracing::warn!(quota_bytes = self.core().config.quota_bytes, "space quota exceeded, raising NOSPACE");
+            tracing::warn!(
+                quota_bytes = self.core().config.quota_bytes,
+                "space quota exceeded, raising NOSPACE"
+            );
             let raise = Command::Alarm {
                 action: AlarmAction::Activate,
                 member_id: alarm.member_id,
@@ -55,7 +61,10 @@ impl StoreNode {
     }
 
     fn members(&self, members: Vec<MemberInfo>) -> MemberList {
-        MemberList { header: self.header(0), members }
+        MemberList {
+            header: self.header(0),
+            members,
+        }
     }
 }
 
@@ -63,7 +72,8 @@ impl StoreNode {
 impl KvBackend for StoreNode {
     async fn range(&self, req: RangeRequest) -> KvResult<RangeResponse> {
         if !req.serializable {
-            self.read_barrier(self.core().config.request_timeout).await?;
+            self.read_barrier(self.core().config.request_timeout)
+                .await?;
         }
         let shared = self.shared().clone();
         // Large ranges read many values from RocksDB: keep them off the async workers.
@@ -73,12 +83,24 @@ impl KvBackend for StoreNode {
         })
         .await
         .map_err(|e| KvError::Storage(e.to_string()))??;
-        Ok(self.with_header(resp.header.revision, |header| RangeResponse { header, ..resp }))
+        Ok(
+            self.with_header(resp.header.revision, |header| RangeResponse {
+                header,
+                ..resp
+            }),
+        )
     }
 
     async fn put(&self, req: PutRequest) -> KvResult<PutResponse> {
         match self.apply_command(Command::Put(req)).await? {
-            Applied::Put(resp) => Ok(self.with_header(resp.header.revision, |header| PutResponse { header, ..resp })),
+            Applied::Put(resp) => {
+                Ok(
+                    self.with_header(resp.header.revision, |header| PutResponse {
+                        header,
+                        ..resp
+                    }),
+                )
+            }
             other => Err(KvError::Storage(format!("unexpected {other:?}"))),
         }
     }
@@ -86,7 +108,12 @@ impl KvBackend for StoreNode {
     async fn delete_range(&self, req: DeleteRangeRequest) -> KvResult<DeleteRangeResponse> {
         match self.apply_command(Command::DeleteRange(req)).await? {
             Applied::DeleteRange(resp) => {
-                Ok(self.with_header(resp.header.revision, |header| DeleteRangeResponse { header, ..resp }))
+                Ok(
+                    self.with_header(resp.header.revision, |header| DeleteRangeResponse {
+                        header,
+                        ..resp
+                    }),
+                )
             }
             other => Err(KvError::Storage(format!("unexpected {other:?}"))),
         }
@@ -95,7 +122,14 @@ impl KvBackend for StoreNode {
     async fn txn(&self, req: TxnRequest) -> KvResult<TxnResponse> {
         check_txn(&req)?;
         match self.apply_command(Command::Txn(req)).await? {
-            Applied::Txn(resp) => Ok(self.with_header(resp.header.revision, |header| TxnResponse { header, ..resp })),
+            Applied::Txn(resp) => {
+                Ok(
+                    self.with_header(resp.header.revision, |header| TxnResponse {
+                        header,
+                        ..resp
+                    }),
+                )
+            }
             other => Err(KvError::Storage(format!("unexpected {other:?}"))),
         }
     }
@@ -108,11 +142,20 @@ impl KvBackend for StoreNode {
     }
 
     async fn lease_grant(&self, id: LeaseId, ttl: i64) -> KvResult<LeaseGrantResponse> {
-        let id = if id == 0 { (rand::random::<i64>() & i64::MAX).max(1) } else { id };
+        let id = if id == 0 {
+            (rand::random::<i64>() & i64::MAX).max(1)
+        } else {
+            id
+        };
         let ttl = ttl.max(self.core().config.min_lease_ttl_secs);
         match self.apply_command(Command::LeaseGrant { id, ttl }).await? {
             Applied::LeaseGrant(resp) => {
-                Ok(self.with_header(resp.header.revision, |header| LeaseGrantResponse { header, ..resp }))
+                Ok(
+                    self.with_header(resp.header.revision, |header| LeaseGrantResponse {
+                        header,
+                        ..resp
+                    }),
+                )
             }
             other => Err(KvError::Storage(format!("unexpected {other:?}"))),
         }
@@ -131,19 +174,33 @@ impl KvBackend for StoreNode {
             other => return Err(unexpected(other)),
         };
         let revision = self.shared().read().mvcc.revision();
-        Ok(LeaseKeepAliveResponse { header: self.header(revision), id, ttl })
+        Ok(LeaseKeepAliveResponse {
+            header: self.header(revision),
+            id,
+            ttl,
+        })
     }
 
-    async fn lease_time_to_live(&self, id: LeaseId, keys: bool) -> KvResult<LeaseTimeToLiveResponse> {
+    async fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+    ) -> KvResult<LeaseTimeToLiveResponse> {
         let ttl = match self.forward(ForwardRequest::LeaseTimeToLive(id)).await? {
             ForwardResponse::LeaseTtl(ttl) => ttl,
             other => return Err(unexpected(other)),
         };
-        self.read_barrier(self.core().config.request_timeout).await?;
+        self.read_barrier(self.core().config.request_timeout)
+            .await?;
         let state = self.shared().read();
         let header = self.header(state.mvcc.revision());
         Ok(match state.mvcc.lease(id) {
-            None => LeaseTimeToLiveResponse { header, id, ttl: -1, ..Default::default() },
+            None => LeaseTimeToLiveResponse {
+                header,
+                id,
+                ttl: -1,
+                ..Default::default()
+            },
             Some((granted_ttl, attached)) => LeaseTimeToLiveResponse {
                 header,
                 id,
@@ -155,7 +212,8 @@ impl KvBackend for StoreNode {
     }
 
     async fn lease_leases(&self) -> KvResult<LeaseLeasesResponse> {
-        self.read_barrier(self.core().config.request_timeout).await?;
+        self.read_barrier(self.core().config.request_timeout)
+            .await?;
         let state = self.shared().read();
         Ok(LeaseLeasesResponse {
             header: self.header(state.mvcc.revision()),
@@ -181,12 +239,20 @@ impl KvBackend for StoreNode {
         Ok(self.members(self.local_members()))
     }
 
-    async fn member_add(&self, peer_urls: Vec<String>, is_learner: bool) -> KvResult<(MemberInfo, MemberList)> {
+    async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> KvResult<(MemberInfo, MemberList)> {
         let peer_url = peer_urls
             .first()
             .cloned()
             .ok_or_else(|| KvError::InvalidArgument("member add needs a peer URL".into()))?;
-        let member = Member { peer_url, stay_learner: is_learner, ..Member::default() };
+        let member = Member {
+            peer_url,
+            stay_learner: is_learner,
+            ..Member::default()
+        };
         let (id, members) = self.join_member(member).await?;
         let info = members
             .iter()
@@ -214,7 +280,11 @@ impl KvBackend for StoreNode {
         let metrics = self.metrics();
         let revision = self.shared().read().mvcc.revision();
         let db = &self.shared().db;
-        let is_learner = !metrics.membership_config.membership().voter_ids().any(|id| id == self.id());
+        let is_learner = !metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.id());
         let mut errors = Vec::new();
         if metrics.current_leader.is_none() {
             errors.push("etcdserver: no leader".to_string());
@@ -245,7 +315,15 @@ impl KvBackend for StoreNode {
     ) -> KvResult<(ResponseHeader, Vec<AlarmMember>)> {
         let alarms = match (action, alarm) {
             (AlarmAction::Get, _) | (_, None) => self.shared().read().mvcc.alarms(),
-            (action, Some(alarm)) => match self.core().propose(Command::Alarm { action, member_id, alarm }).await? {
+            (action, Some(alarm)) => match self
+                .core()
+                .propose(Command::Alarm {
+                    action,
+                    member_id,
+                    alarm,
+                })
+                .await?
+            {
                 Applied::Alarm(alarms) => alarms,
                 other => return Err(KvError::Storage(format!("unexpected {other:?}"))),
             },
@@ -257,7 +335,12 @@ impl KvBackend for StoreNode {
     async fn defragment(&self) -> KvResult<ResponseHeader> {
         let db = self.shared().db.clone();
         tokio::task::spawn_blocking(move || {
-            for name in [crate::db::CF_LOG, crate::db::CF_REVS, crate::db::CF_LEASES, crate::db::CF_META] {
+            for name in [
+                crate::db::CF_LOG,
+                crate::db::CF_REVS,
+                crate::db::CF_LEASES,
+                crate::db::CF_META,
+            ] {
                 db.compact_range_cf(crate::db::cf(&db, name), None::<&[u8]>, None::<&[u8]>);
             }
         })
@@ -283,7 +366,9 @@ impl KvBackend for StoreNode {
         .await
         .map_err(|e| KvError::Storage(e.to_string()))?
         .map_err(|e| KvError::Storage(format!("writing snapshot: {e}")))?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| KvError::Storage(e.to_string()))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| KvError::Storage(e.to_string()))?;
         // Unlinked now; the open handle keeps the data readable until the stream ends.
         let _ = std::fs::remove_file(&path);
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);

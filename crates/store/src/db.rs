@@ -39,7 +39,8 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
 
 /// The handle of a column family this module created.
 pub fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
-    db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} is created by db::open"))
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} is created by db::open"))
 }
 
 /// Serializes a bookkeeping value.
@@ -61,8 +62,15 @@ pub fn get<T: DeserializeOwned>(db: &DB, cf_name: &str, key: &[u8]) -> Result<Op
 pub fn state_size_bytes(db: &DB) -> u64 {
     let mut total = 0;
     for name in STATE_CFS {
-        for property in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
-            total += db.property_int_value_cf(cf(db, name), property).ok().flatten().unwrap_or(0);
+        for property in [
+            "rocksdb.total-sst-files-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ] {
+            total += db
+                .property_int_value_cf(cf(db, name), property)
+                .ok()
+                .flatten()
+                .unwrap_or(0);
         }
     }
     total
@@ -72,8 +80,15 @@ pub fn state_size_bytes(db: &DB) -> u64 {
 pub fn total_size_bytes(db: &DB) -> u64 {
     let mut total = 0;
     for name in [CF_LOG, CF_RAFT, CF_REVS, CF_LEASES, CF_META] {
-        for property in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
-            total += db.property_int_value_cf(cf(db, name), property).ok().flatten().unwrap_or(0);
+        for property in [
+            "rocksdb.total-sst-files-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ] {
+            total += db
+                .property_int_value_cf(cf(db, name), property)
+                .ok()
+                .flatten()
+                .unwrap_or(0);
         }
     }
     total

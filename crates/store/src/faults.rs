@@ -34,15 +34,29 @@ impl Faults {
 
     /// What an RPC from `from` to `to` must suffer now.
     pub fn check(&self, from: NodeId, to: NodeId) -> Verdict {
-        if self.blocked.read().unwrap_or_else(|p| p.into_inner()).contains(&(from, to)) {
+        if self
+            .blocked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(from, to))
+        {
             return Verdict::Drop;
         }
-        Verdict::Deliver(self.delays.read().unwrap_or_else(|p| p.into_inner()).get(&(from, to)).copied())
+        Verdict::Deliver(
+            self.delays
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(from, to))
+                .copied(),
+        )
     }
 
     /// Drops traffic in one direction.
     pub fn block(&self, from: NodeId, to: NodeId) {
-        self.blocked.write().unwrap_or_else(|p| p.into_inner()).insert((from, to));
+        self.blocked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((from, to));
     }
 
     /// Cuts `node` off from every member of `all` in both directions.
@@ -70,13 +84,22 @@ impl Faults {
 
     /// Delays traffic from `from` to `to`.
     pub fn delay(&self, from: NodeId, to: NodeId, delay: Duration) {
-        self.delays.write().unwrap_or_else(|p| p.into_inner()).insert((from, to), delay);
+        self.delays
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((from, to), delay);
     }
 
     /// Removes every fault.
     pub fn heal(&self) {
-        self.blocked.write().unwrap_or_else(|p| p.into_inner()).clear();
-        self.delays.write().unwrap_or_else(|p| p.into_inner()).clear();
+        self.blocked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.delays
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 

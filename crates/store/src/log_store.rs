@@ -40,12 +40,25 @@ impl LogStore {
         postcard::from_bytes(bytes).map_err(|e| StorageIOError::read_logs(&e).into())
     }
 
-    fn put_raft<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> Result<(), rocksdb::Error> {
-        let options = if sync { synced() } else { WriteOptions::default() };
-        self.db.put_cf_opt(db::cf(&self.db, CF_RAFT), key, db::encode(value), &options)
+    fn put_raft<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        sync: bool,
+    ) -> Result<(), rocksdb::Error> {
+        let options = if sync {
+            synced()
+        } else {
+            WriteOptions::default()
+        };
+        self.db
+            .put_cf_opt(db::cf(&self.db, CF_RAFT), key, db::encode(value), &options)
     }
 
-    fn get_raft<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+    fn get_raft<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
         db::get(&self.db, CF_RAFT, key)
             .map_err(|e| StorageIOError::read(&openraft::AnyError::error(e)).into())
     }
@@ -75,7 +88,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 break;
             }
             let entry = Self::read_entry(&value)?;
-            debug_assert_eq!(entry.log_id.index, index, "log entries are stored under their index");
+            debug_assert_eq!(
+                entry.log_id.index, index,
+                "log entries are stored under their index"
+            );
             entries.push(entry);
         }
         Ok(entries)
@@ -86,7 +102,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last = match self.db.iterator_cf(db::cf(&self.db, CF_LOG), IteratorMode::End).next() {
+        let last = match self
+            .db
+            .iterator_cf(db::cf(&self.db, CF_LOG), IteratorMode::End)
+            .next()
+        {
             Some(item) => {
                 let (_, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
                 Some(Self::read_entry(&value)?.log_id)
@@ -94,7 +114,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None => None,
         };
         let last_purged_log_id: Option<LogId> = self.get_raft(b"purged")?;
-        Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.or(last_purged_log_id),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -102,7 +125,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.put_raft(b"vote", vote, true).map_err(|e| StorageIOError::write_vote(&e).into())
+        self.put_raft(b"vote", vote, true)
+            .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -120,7 +144,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_raft::<Option<LogId>>(b"committed")?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -132,7 +160,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(log, index_key(entry.log_id.index), bytes);
         }
         let result = self.db.write_opt(batch, &synced());
-        let reported = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
+        let reported = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(reported);
         result.map_err(|e| StorageIOError::write_logs(&e).into())
     }
@@ -143,16 +174,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(log, index_key(log_id.index), index_key(u64::MAX));
         batch.delete_cf(log, index_key(u64::MAX));
-        self.db.write_opt(batch, &synced()).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(index = log_id.index, "purging log");
         let mut batch = WriteBatch::default();
         batch.put_cf(db::cf(&self.db, CF_RAFT), b"purged", db::encode(&log_id));
-        batch.delete_range_cf(db::cf(&self.db, CF_LOG), index_key(0), index_key(log_id.index + 1));
+        batch.delete_range_cf(
+            db::cf(&self.db, CF_LOG),
+            index_key(0),
+            index_key(log_id.index + 1),
+        );
         // Synced: the state machine these entries built must be durable before they go, and
         // it shares this WAL.
-        self.db.write_opt(batch, &synced()).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -64,10 +66,18 @@ impl PeerNetwork {
             Arc::new(
                 ClientTlsConfig::new()
                     .ca_certificate(Certificate::from_pem(&tls.ca_pem))
-                    .identity(Identity::from_pem(&tls.identity.cert_pem, &tls.identity.key_pem)),
+                    .identity(Identity::from_pem(
+                        &tls.identity.cert_pem,
+                        &tls.identity.key_pem,
+                    )),
             )
         });
-        PeerNetwork { self_id, tls, faults, channels: Arc::new(Mutex::new(HashMap::new())) }
+        PeerNetwork {
+            self_id,
+            tls,
+            faults,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The faults this transport obeys.
@@ -89,7 +99,9 @@ impl PeerNetwork {
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5));
         if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config((**tls).clone()).map_err(|e| e.to_string())?;
+            endpoint = endpoint
+                .tls_config((**tls).clone())
+                .map_err(|e| e.to_string())?;
         }
         let channel = endpoint.connect_lazy();
         channels.insert(addr, channel.clone());
@@ -107,16 +119,22 @@ impl PeerNetwork {
     ) -> Result<Resp, PeerError> {
         match self.faults.check(self.self_id, target) {
             Verdict::Drop => {
-                return Err(PeerError::Unreachable(target, "dropped by fault injection".into()));
+                return Err(PeerError::Unreachable(
+                    target,
+                    "dropped by fault injection".into(),
+                ));
             }
             Verdict::Deliver(Some(delay)) => tokio::time::sleep(delay).await,
             Verdict::Deliver(None) => {}
         }
-        let channel = self.channel(member).map_err(|e| PeerError::Unreachable(target, e))?;
+        let channel = self
+            .channel(member)
+            .map_err(|e| PeerError::Unreachable(target, e))?;
         let mut client = PeerClient::new(channel)
             .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
-        let data = postcard::to_stdvec(request).map_err(|e| PeerError::Failed(target, e.to_string()))?;
+        let data =
+            postcard::to_stdvec(request).map_err(|e| PeerError::Failed(target, e.to_string()))?;
         let mut req = tonic::Request::new(Blob { data });
         if let Some(timeout) = timeout {
             req.set_timeout(timeout);
@@ -127,8 +145,11 @@ impl PeerNetwork {
             Method::InstallSnapshot => client.install_snapshot(req).await,
             Method::Forward => client.forward(req).await,
         };
-        let blob = result.map_err(|status| classify(target, status))?.into_inner();
-        postcard::from_bytes(&blob.data).map_err(|e| PeerError::Failed(target, format!("bad reply: {e}")))
+        let blob = result
+            .map_err(|status| classify(target, status))?
+            .into_inner();
+        postcard::from_bytes(&blob.data)
+            .map_err(|e| PeerError::Failed(target, format!("bad reply: {e}")))
     }
 
     /// Hands a request to the leader `target`.
@@ -139,7 +160,8 @@ impl PeerNetwork {
         request: &ForwardRequest,
         timeout: Duration,
     ) -> Result<Result<ForwardResponse, hanode_kv::KvError>, PeerError> {
-        self.call(target, member, Method::Forward, request, Some(timeout)).await
+        self.call(target, member, Method::Forward, request, Some(timeout))
+            .await
     }
 }
 
@@ -168,7 +190,11 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerConnection {
-        PeerConnection { network: self.clone(), target, member: node.clone() }
+        PeerConnection {
+            network: self.clone(),
+            target,
+            member: node.clone(),
+        }
     }
 }
 
@@ -193,7 +219,13 @@ impl PeerConnection {
     {
         let reply: Result<Resp, RaftError<NodeId, E>> = self
             .network
-            .call(self.target, &self.member, method, request, Some(option.hard_ttl()))
+            .call(
+                self.target,
+                &self.member,
+                method,
+                request,
+                Some(option.hard_ttl()),
+            )
             .await
             .map_err(|e| match e {
                 PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),

@@ -18,13 +18,13 @@ use tokio::time::Instant;
 use hanode_kv::{Applied, Command, KvError, KvResult, Lessor, MemberInfo, ResponseHeader};
 use hanode_types::{Member, NodeId};
 
+use crate::StoreError;
 use crate::config::StoreConfig;
 use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::network::{PeerError, PeerNetwork, PeerTls};
 use crate::state_machine::{Shared, StateMachine};
 use crate::types::{ForwardRequest, ForwardResponse, LearnerState, MemberStatus, Raft};
-use crate::StoreError;
 
 /// How often the leader checks lease deadlines and learners.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
@@ -58,13 +58,24 @@ impl StoreNode {
         let db = crate::db::open(&config.db_dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", config.db_dir.display())))?;
         let log_store = LogStore::new(db.clone());
-        let state_machine = StateMachine::open(db, &config.snapshot_dir).map_err(StoreError::Open)?;
+        let state_machine =
+            StateMachine::open(db, &config.snapshot_dir).map_err(StoreError::Open)?;
         let shared = state_machine.shared();
         let network = PeerNetwork::new(config.node_id, tls, faults);
-        let raft_config = Arc::new(config.raft_config().map_err(|e| StoreError::Config(e.to_string()))?);
-        let raft = Raft::new(config.node_id, raft_config, network.clone(), log_store, state_machine)
-            .await
-            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let raft_config = Arc::new(
+            config
+                .raft_config()
+                .map_err(|e| StoreError::Config(e.to_string()))?,
+        );
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            network.clone(),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StoreError::Open(e.to_string()))?;
         let core = Arc::new(Core {
             id: config.node_id,
             config,
@@ -75,13 +86,20 @@ impl StoreNode {
             membership_lock: Mutex::new(()),
         });
         let housekeeping = tokio::spawn(housekeeping(Arc::downgrade(&core)));
-        Ok(StoreNode { core, tasks: Arc::new(std::sync::Mutex::new(vec![housekeeping])) })
+        Ok(StoreNode {
+            core,
+            tasks: Arc::new(std::sync::Mutex::new(vec![housekeeping])),
+        })
     }
 
     /// Makes this member the single voter of a new cluster (`--init`).
     pub async fn initialize(&self, me: Member) -> Result<(), StoreError> {
         let members = BTreeMap::from([(self.core.id, me)]);
-        self.core.raft.initialize(members).await.map_err(|e| StoreError::Raft(e.to_string()))
+        self.core
+            .raft
+            .initialize(members)
+            .await
+            .map_err(|e| StoreError::Raft(e.to_string()))
     }
 
     /// Whether this member has any Raft state (initialized, or added by a leader).
@@ -126,7 +144,11 @@ impl StoreNode {
     /// promoted once caught up, keeping the voter count odd.
     pub async fn join_member(&self, member: Member) -> KvResult<(NodeId, Vec<MemberInfo>)> {
         let deadline = Instant::now() + self.core.config.request_timeout * 2;
-        match self.core.route(ForwardRequest::AddMember(member), deadline).await? {
+        match self
+            .core
+            .route(ForwardRequest::AddMember(member), deadline)
+            .await?
+        {
             ForwardResponse::Member(id, members) => Ok((id, members)),
             other => Err(unexpected(other)),
         }
@@ -135,7 +157,11 @@ impl StoreNode {
     /// Every member with the leader's view of each learner.
     pub async fn member_status(&self) -> KvResult<Vec<MemberStatus>> {
         let deadline = Instant::now() + self.core.config.request_timeout;
-        match self.core.route(ForwardRequest::MemberStatus, deadline).await? {
+        match self
+            .core
+            .route(ForwardRequest::MemberStatus, deadline)
+            .await?
+        {
             ForwardResponse::Status(members) => Ok(members),
             other => Err(unexpected(other)),
         }
@@ -234,7 +260,9 @@ impl Core {
         loop {
             let metrics = self.metrics();
             let outcome = match metrics.current_leader {
-                Some(leader) if leader == self.id => self.handle_local(request.clone(), deadline).await,
+                Some(leader) if leader == self.id => {
+                    self.handle_local(request.clone(), deadline).await
+                }
                 Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
                     Some(member) => {
                         let left = deadline.saturating_duration_since(Instant::now());
@@ -289,20 +317,26 @@ impl Core {
                 let applied = self.propose_local(command, left).await?;
                 Ok(ForwardResponse::Applied(applied))
             }
-            ForwardRequest::ReadIndex => Ok(ForwardResponse::ReadIndex(self.read_index_local(left).await?)),
+            ForwardRequest::ReadIndex => Ok(ForwardResponse::ReadIndex(
+                self.read_index_local(left).await?,
+            )),
             ForwardRequest::LeaseKeepAlive(id) => {
                 self.read_index_local(left).await?;
                 let leases = self.shared.read().mvcc.leases();
                 let mut lessor = self.lessor.lock().await;
                 lessor.sync(&leases, Instant::now());
-                Ok(ForwardResponse::LeaseTtl(lessor.keep_alive(id, Instant::now()).unwrap_or(0)))
+                Ok(ForwardResponse::LeaseTtl(
+                    lessor.keep_alive(id, Instant::now()).unwrap_or(0),
+                ))
             }
             ForwardRequest::LeaseTimeToLive(id) => {
                 self.read_index_local(left).await?;
                 let leases = self.shared.read().mvcc.leases();
                 let mut lessor = self.lessor.lock().await;
                 lessor.sync(&leases, Instant::now());
-                Ok(ForwardResponse::LeaseTtl(lessor.remaining_secs(id, Instant::now()).unwrap_or(-1)))
+                Ok(ForwardResponse::LeaseTtl(
+                    lessor.remaining_secs(id, Instant::now()).unwrap_or(-1),
+                ))
             }
             ForwardRequest::AddMember(member) => self.add_member(member, deadline).await,
             ForwardRequest::RemoveMember(id) => self.remove_member(id, deadline).await,
@@ -326,7 +360,9 @@ impl Core {
                 Some(result) => result,
                 None => Err(KvError::Storage("a command produced no result".into())),
             },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(KvError::NoLeader),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(KvError::NoLeader)
+            }
             Ok(Err(RaftError::APIError(e))) => Err(KvError::Storage(e.to_string())),
             Ok(Err(RaftError::Fatal(_))) => Err(KvError::Stopped),
         }
@@ -336,8 +372,12 @@ impl Core {
         match tokio::time::timeout(left, self.raft.get_read_log_id()).await {
             Err(_) => Err(KvError::Timeout),
             Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |log_id| log_id.index)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Err(KvError::NoLeader),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => Err(KvError::Timeout),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(KvError::NoLeader)
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(KvError::Timeout)
+            }
             Ok(Err(RaftError::Fatal(_))) => Err(KvError::Stopped),
         }
     }
@@ -370,7 +410,10 @@ impl Core {
     /// Proposes a command through the leader (wherever it is).
     pub(crate) async fn propose(&self, command: Command) -> KvResult<Applied> {
         let deadline = Instant::now() + self.config.request_timeout;
-        match self.route(ForwardRequest::Propose(command), deadline).await? {
+        match self
+            .route(ForwardRequest::Propose(command), deadline)
+            .await?
+        {
             ForwardResponse::Applied(applied) => Ok(applied),
             other => Err(unexpected(other)),
         }
@@ -385,7 +428,8 @@ impl Core {
     ) -> KvResult<()> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = tokio::time::timeout(left, self.raft.change_membership(change.clone(), retain));
+            let attempt =
+                tokio::time::timeout(left, self.raft.change_membership(change.clone(), retain));
             match attempt.await {
                 Err(_) => return Err(KvError::Timeout),
                 Ok(Ok(_)) => return Ok(()),
@@ -401,7 +445,9 @@ impl Core {
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Ok(Err(RaftError::APIError(e))) => return Err(KvError::InvalidArgument(e.to_string())),
+                Ok(Err(RaftError::APIError(e))) => {
+                    return Err(KvError::InvalidArgument(e.to_string()));
+                }
                 Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
             }
         }
@@ -410,7 +456,8 @@ impl Core {
     async fn add_learner(&self, id: NodeId, member: Member, deadline: Instant) -> KvResult<()> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.raft.add_learner(id, member.clone(), false)).await {
+            match tokio::time::timeout(left, self.raft.add_learner(id, member.clone(), false)).await
+            {
                 Err(_) => return Err(KvError::Timeout),
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
@@ -424,7 +471,9 @@ impl Core {
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Ok(Err(RaftError::APIError(e))) => return Err(KvError::InvalidArgument(e.to_string())),
+                Ok(Err(RaftError::APIError(e))) => {
+                    return Err(KvError::InvalidArgument(e.to_string()));
+                }
                 Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
             }
         }
@@ -437,23 +486,49 @@ impl Core {
             return Err(KvError::NoLeader);
         }
         let membership = metrics.membership_config.membership().clone();
-        let existing: Vec<(NodeId, Member)> =
-            membership.nodes().map(|(id, node)| (*id, node.clone())).collect();
+        let existing: Vec<(NodeId, Member)> = membership
+            .nodes()
+            .map(|(id, node)| (*id, node.clone()))
+            .collect();
         // Re-running a join: same name, same member.
         if !member.name.is_empty() {
             if let Some((id, node)) = existing.iter().find(|(_, node)| node.name == member.name) {
+                if node.peer_url != member.peer_url {
+                    return Err(KvError::MembershipRefused(format!(
+                        "a member named {:?} already exists at {}; choose another --node-name, \
+                         or remove member {id:x} first",
+                        member.name, node.peer_url
+                    )));
+                }
                 if *node != member {
-                    let update = BTreeMap::from([(*id, Member { stay_learner: node.stay_learner, ..member })]);
-                    self.change_membership(ChangeMembers::SetNodes(update), true, deadline).await?;
+                    let update = BTreeMap::from([(
+                        *id,
+                        Member {
+                            stay_learner: node.stay_learner,
+                            ..member
+                        },
+                    )]);
+                    self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
+                        .await?;
                 }
                 return Ok(ForwardResponse::Member(*id, self.local_members()));
             }
         }
-        if let Some((id, node)) = existing.iter().find(|(_, node)| node.peer_url == member.peer_url) {
+        if let Some((id, node)) = existing
+            .iter()
+            .find(|(_, node)| node.peer_url == member.peer_url)
+        {
             if node.name.is_empty() && !member.name.is_empty() {
                 // A member announced with `member add` is starting: it keeps its id.
-                let update = BTreeMap::from([(*id, Member { stay_learner: node.stay_learner, ..member })]);
-                self.change_membership(ChangeMembers::SetNodes(update), true, deadline).await?;
+                let update = BTreeMap::from([(
+                    *id,
+                    Member {
+                        stay_learner: node.stay_learner,
+                        ..member
+                    },
+                )]);
+                self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
+                    .await?;
                 return Ok(ForwardResponse::Member(*id, self.local_members()));
             }
             return Err(KvError::PeerUrlExists);
@@ -485,12 +560,20 @@ impl Core {
                 ));
             }
             tracing::info!(member_id = %format!("{id:x}"), "removing voter");
-            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false, deadline)
-                .await?;
+            self.change_membership(
+                ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                false,
+                deadline,
+            )
+            .await?;
         } else {
             tracing::info!(member_id = %format!("{id:x}"), "removing learner");
-            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false, deadline)
-                .await?;
+            self.change_membership(
+                ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+                false,
+                deadline,
+            )
+            .await?;
         }
         // Keep the voter count odd right away rather than at the next housekeeping round.
         if let Err(e) = self.balance_voters(deadline).await {
@@ -523,16 +606,24 @@ impl Core {
                 voters + 1
             )));
         }
-        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false, deadline)
-            .await?;
+        self.change_membership(
+            ChangeMembers::AddVoterIds(BTreeSet::from([id])),
+            false,
+            deadline,
+        )
+        .await?;
         Ok(ForwardResponse::Members(self.local_members()))
     }
 
     fn caught_up(&self, metrics: &RaftMetrics<NodeId, Member>, id: NodeId) -> bool {
-        let Some(replication) = &metrics.replication else { return false };
+        let Some(replication) = &metrics.replication else {
+            return false;
+        };
         let last = metrics.last_log_index.unwrap_or(0);
         match replication.get(&id) {
-            Some(Some(matched)) => last.saturating_sub(matched.index) <= self.config.learner_catch_up_entries,
+            Some(Some(matched)) => {
+                last.saturating_sub(matched.index) <= self.config.learner_catch_up_entries
+            }
             _ => false,
         }
     }
@@ -544,7 +635,8 @@ impl Core {
         let ready = membership
             .learner_ids()
             .filter(|id| {
-                membership.get_node(id).is_some_and(|m| !m.stay_learner) && self.caught_up(&metrics, *id)
+                membership.get_node(id).is_some_and(|m| !m.stay_learner)
+                    && self.caught_up(&metrics, *id)
             })
             .count();
         let _ = (voters, ready);
@@ -556,7 +648,9 @@ impl Core {
                     .as_ref()
                     .and_then(|r| r.get(&info.id).cloned().flatten())
                     .map(|log_id| log_id.index)
-                    .or_else(|| (info.id == self.id).then_some(metrics.last_log_index.unwrap_or(0)));
+                    .or_else(|| {
+                        (info.id == self.id).then_some(metrics.last_log_index.unwrap_or(0))
+                    });
                 let learner_state = info.is_learner.then(|| {
                     if info.member.stay_learner {
                         LearnerState::StaysLearner
@@ -566,7 +660,11 @@ impl Core {
                         LearnerState::CatchingUp
                     }
                 });
-                MemberStatus { info, learner_state, matched_index }
+                MemberStatus {
+                    info,
+                    learner_state,
+                    matched_index,
+                }
             })
             .collect()
     }
@@ -586,7 +684,8 @@ impl Core {
         let mut ready: Vec<NodeId> = membership
             .learner_ids()
             .filter(|id| {
-                membership.get_node(id).is_some_and(|m| !m.stay_learner) && self.caught_up(&metrics, *id)
+                membership.get_node(id).is_some_and(|m| !m.stay_learner)
+                    && self.caught_up(&metrics, *id)
             })
             .collect();
         let total = voters.len() + ready.len();
@@ -595,7 +694,9 @@ impl Core {
             ready.truncate(target - voters.len());
             tracing::info!(promote = ?ready.iter().map(|id| format!("{id:x}")).collect::<Vec<_>>(), "promoting caught-up learners");
             let ids: BTreeSet<NodeId> = ready.into_iter().collect();
-            return self.change_membership(ChangeMembers::AddVoterIds(ids), false, deadline).await;
+            return self
+                .change_membership(ChangeMembers::AddVoterIds(ids), false, deadline)
+                .await;
         }
         if voters.len() % 2 == 0 && voters.len() >= 2 {
             // Demote the voter furthest behind (never ourselves); it is promoted again when
@@ -605,11 +706,20 @@ impl Core {
                 .iter()
                 .copied()
                 .filter(|id| *id != self.id)
-                .min_by_key(|id| replication.get(id).cloned().flatten().map_or(0, |l| l.index));
+                .min_by_key(|id| {
+                    replication
+                        .get(id)
+                        .cloned()
+                        .flatten()
+                        .map_or(0, |l| l.index)
+                });
             if let Some(victim) = victim {
                 tracing::info!(member_id = %format!("{victim:x}"), "demoting a voter to keep the voter count odd");
-                let keep: BTreeSet<NodeId> = voters.into_iter().filter(|id| *id != victim).collect();
-                return self.change_membership(ChangeMembers::ReplaceAllVoters(keep), true, deadline).await;
+                let keep: BTreeSet<NodeId> =
+                    voters.into_iter().filter(|id| *id != victim).collect();
+                return self
+                    .change_membership(ChangeMembers::ReplaceAllVoters(keep), true, deadline)
+                    .await;
             }
         }
         Ok(())
@@ -638,7 +748,13 @@ impl Core {
         };
         for id in expired {
             let deadline = Instant::now() + self.config.request_timeout;
-            match self.handle_local(ForwardRequest::Propose(Command::LeaseRevoke { id }), deadline).await {
+            match self
+                .handle_local(
+                    ForwardRequest::Propose(Command::LeaseRevoke { id }),
+                    deadline,
+                )
+                .await
+            {
                 Ok(_) => tracing::debug!(lease = id, "lease expired"),
                 Err(KvError::LeaseNotFound { .. }) => {}
                 Err(e) => tracing::debug!(lease = id, error = %e, "lease expiry not committed yet"),
@@ -653,7 +769,11 @@ fn members_of(metrics: &RaftMetrics<NodeId, Member>) -> Vec<MemberInfo> {
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let mut members: Vec<MemberInfo> = membership
         .nodes()
-        .map(|(id, member)| MemberInfo { id: *id, member: member.clone(), is_learner: !voters.contains(id) })
+        .map(|(id, member)| MemberInfo {
+            id: *id,
+            member: member.clone(),
+            is_learner: !voters.contains(id),
+        })
         .collect();
     members.sort_by_key(|m| (m.is_learner, m.member.name.clone(), m.id));
     members

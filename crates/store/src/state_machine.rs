@@ -50,11 +50,15 @@ pub struct Shared {
 impl Shared {
     /// Read access; reads of `revs` under this guard see exactly the indexed records.
     pub fn read(&self) -> RwLockReadGuard<'_, SmState> {
-        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, SmState> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Record reader over the database.
@@ -68,7 +72,10 @@ pub struct DbRevs<'a>(&'a DB);
 
 impl RevStore for DbRevs<'_> {
     fn get(&self, rev: Rev) -> KvResult<Option<Record>> {
-        match self.0.get_pinned_cf(db::cf(self.0, CF_REVS), rev.to_bytes()) {
+        match self
+            .0
+            .get_pinned_cf(db::cf(self.0, CF_REVS), rev.to_bytes())
+        {
             Ok(Some(bytes)) => Ok(Some(Record::decode(&bytes)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(KvError::Storage(e.to_string())),
@@ -77,9 +84,10 @@ impl RevStore for DbRevs<'_> {
 
     fn scan_from(&self, from: Rev, visit: &mut dyn FnMut(Rev, Record) -> bool) -> KvResult<()> {
         let start = from.to_bytes();
-        let iter = self
-            .0
-            .iterator_cf(db::cf(self.0, CF_REVS), IteratorMode::From(&start, Direction::Forward));
+        let iter = self.0.iterator_cf(
+            db::cf(self.0, CF_REVS),
+            IteratorMode::From(&start, Direction::Forward),
+        );
         for item in iter {
             let (key, value) = item.map_err(|e| KvError::Storage(e.to_string()))?;
             let rev = Rev::from_bytes(&key)
@@ -102,7 +110,9 @@ impl hanode_kv::History for Shared {
         max_revisions: usize,
     ) -> KvResult<Vec<(hanode_types::Revision, Vec<hanode_kv::Event>)>> {
         let state = self.read();
-        state.mvcc.history(&self.revs(), key, range_end, from, to, max_revisions)
+        state
+            .mvcc
+            .history(&self.revs(), key, range_end, from, to, max_revisions)
     }
 }
 
@@ -131,12 +141,20 @@ fn load_state(db: &DB) -> Result<SmState, String> {
     let mut leases = Vec::new();
     for item in db.iterator_cf(db::cf(db, CF_LEASES), IteratorMode::Start) {
         let (key, value) = item.map_err(|e| e.to_string())?;
-        let id = i64::from_be_bytes(key.as_ref().try_into().map_err(|_| "lease key is not 8 bytes")?);
+        let id = i64::from_be_bytes(
+            key.as_ref()
+                .try_into()
+                .map_err(|_| "lease key is not 8 bytes")?,
+        );
         let ttl: i64 = postcard::from_bytes(&value).map_err(|e| e.to_string())?;
         leases.push((id, ttl));
     }
     let mvcc = Mvcc::restore(&meta, &DbRevs(db), leases).map_err(|e| e.to_string())?;
-    Ok(SmState { mvcc, last_applied, membership })
+    Ok(SmState {
+        mvcc,
+        last_applied,
+        membership,
+    })
 }
 
 /// The state machine openraft drives.
@@ -160,7 +178,11 @@ impl StateMachine {
         let state = load_state(&db)?;
         let hub = WatchHub::new(state.mvcc.revision());
         Ok(StateMachine {
-            shared: Arc::new(Shared { db, state: RwLock::new(state), hub }),
+            shared: Arc::new(Shared {
+                db,
+                state: RwLock::new(state),
+                hub,
+            }),
             snapshot_dir: snapshot_dir.to_path_buf(),
             receiving: None,
         })
@@ -224,7 +246,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     if let Err(KvError::Storage(reason)) = &result {
                         // The model may be half-way through this entry: stop rather than diverge.
                         tracing::error!(index = entry.log_id.index, %reason, "apply failed");
-                        return Err(StorageIOError::apply(entry.log_id, &AnyError::error(reason)).into());
+                        return Err(
+                            StorageIOError::apply(entry.log_id, &AnyError::error(reason)).into(),
+                        );
                     }
                     results.push(ApplyResult(Some(result)));
                 }
@@ -242,11 +266,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { shared: self.shared.clone(), dir: self.snapshot_dir.clone() }
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+            dir: self.snapshot_dir.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let path = self.snapshot_dir.join(format!("receiving-{:016x}.part", rand::random::<u64>()));
+        let path = self
+            .snapshot_dir
+            .join(format!("receiving-{:016x}.part", rand::random::<u64>()));
         let file = tokio::fs::File::create(&path).await.map_err(io_err)?;
         if let Some(old) = self.receiving.replace(path) {
             let _ = std::fs::remove_file(old);
@@ -269,7 +298,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .ok_or_else(|| io_err("install_snapshot without begin_receiving_snapshot"))?;
         let file = snapshot_file_name(meta);
         std::fs::rename(&received, self.snapshot_dir.join(&file)).map_err(io_err)?;
-        let info = SnapshotInfo { meta: meta.clone(), file, installing: true };
+        let info = SnapshotInfo {
+            meta: meta.clone(),
+            file,
+            installing: true,
+        };
         let shared = self.shared.clone();
         let dir = self.snapshot_dir.clone();
         tracing::info!(snapshot = %meta.snapshot_id, "installing snapshot from the leader");
@@ -283,11 +316,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some(info) = db::get::<SnapshotInfo>(&self.shared.db, CF_RAFT, b"snapshot").map_err(io_err)? else {
+        let Some(info) =
+            db::get::<SnapshotInfo>(&self.shared.db, CF_RAFT, b"snapshot").map_err(io_err)?
+        else {
             return Ok(None);
         };
-        let file = tokio::fs::File::open(self.snapshot_dir.join(&info.file)).await.map_err(io_err)?;
-        Ok(Some(Snapshot { meta: info.meta, snapshot: Box::new(file) }))
+        let file = tokio::fs::File::open(self.snapshot_dir.join(&info.file))
+            .await
+            .map_err(io_err)?;
+        Ok(Some(Snapshot {
+            meta: info.meta,
+            snapshot: Box::new(file),
+        }))
     }
 }
 
@@ -296,7 +336,9 @@ fn snapshot_file_name(meta: &SnapshotMeta<NodeId, Member>) -> String {
 }
 
 fn remove_other_snapshots(dir: &Path, keep: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -339,7 +381,8 @@ fn read_exact_vec(input: &mut impl Read, len: usize) -> std::io::Result<Vec<u8>>
 /// Replaces the state column families with a snapshot file's content.
 fn install_file(db: &DB, path: &Path, info: &SnapshotInfo) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("snapshot {}: {e}", path.display());
-    db.put_cf(db::cf(db, CF_RAFT), b"snapshot", db::encode(info)).map_err(|e| e.to_string())?;
+    db.put_cf(db::cf(db, CF_RAFT), b"snapshot", db::encode(info))
+        .map_err(|e| e.to_string())?;
     let mut clear = WriteBatch::default();
     for name in STATE_CFS {
         clear.delete_range_cf(db::cf(db, name), &[][..], &KEY_SPACE_END[..]);
@@ -348,7 +391,10 @@ fn install_file(db: &DB, path: &Path, info: &SnapshotInfo) -> Result<(), String>
     let mut input = BufReader::new(std::fs::File::open(path).map_err(fail)?);
     let magic = read_exact_vec(&mut input, SNAPSHOT_MAGIC.len()).map_err(fail)?;
     if magic != SNAPSHOT_MAGIC {
-        return Err(format!("snapshot {}: not a hanode snapshot", path.display()));
+        return Err(format!(
+            "snapshot {}: not a hanode snapshot",
+            path.display()
+        ));
     }
     let mut batch = WriteBatch::default();
     loop {
@@ -367,17 +413,17 @@ fn install_file(db: &DB, path: &Path, info: &SnapshotInfo) -> Result<(), String>
         let value = read_exact_vec(&mut input, u32::from_be_bytes(len) as usize).map_err(fail)?;
         batch.put_cf(db::cf(db, name), key, value);
         if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
-            db.write(std::mem::take(&mut batch)).map_err(|e| e.to_string())?;
+            db.write(std::mem::take(&mut batch))
+                .map_err(|e| e.to_string())?;
         }
     }
     let meta = db::cf(db, CF_META);
     batch.put_cf(meta, b"applied", db::encode(&info.meta.last_log_id));
-    batch.put_cf(
-        meta,
-        b"membership",
-        db::encode(&info.meta.last_membership),
-    );
-    let done = SnapshotInfo { installing: false, ..info.clone() };
+    batch.put_cf(meta, b"membership", db::encode(&info.meta.last_membership));
+    let done = SnapshotInfo {
+        installing: false,
+        ..info.clone()
+    };
     batch.put_cf(db::cf(db, CF_RAFT), b"snapshot", db::encode(&done));
     let mut options = rocksdb::WriteOptions::default();
     options.set_sync(true);
@@ -398,8 +444,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(io_err)?
             .map_err(io_err)?;
-        let handle = tokio::fs::File::open(self.dir.join(&file)).await.map_err(io_err)?;
-        Ok(Snapshot { meta, snapshot: Box::new(handle) })
+        let handle = tokio::fs::File::open(self.dir.join(&file))
+            .await
+            .map_err(io_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(handle),
+        })
     }
 }
 
@@ -410,7 +461,8 @@ fn build_snapshot_file(
     // The applied position must match the data: read both from one RocksDB snapshot.
     let view = db.snapshot();
     let decode = |key: &[u8]| -> Result<Option<Vec<u8>>, String> {
-        view.get_cf(db::cf(db, CF_META), key).map_err(|e| e.to_string())
+        view.get_cf(db::cf(db, CF_META), key)
+            .map_err(|e| e.to_string())
     };
     let applied: Option<LogId> = match decode(b"applied")? {
         Some(bytes) => postcard::from_bytes::<Option<LogId>>(&bytes).map_err(|e| e.to_string())?,
@@ -422,11 +474,20 @@ fn build_snapshot_file(
     };
     let snapshot_id = match applied {
         Some(log_id) => {
-            format!("{}-{}-{:08x}", log_id.leader_id.term, log_id.index, rand::random::<u32>())
+            format!(
+                "{}-{}-{:08x}",
+                log_id.leader_id.term,
+                log_id.index,
+                rand::random::<u32>()
+            )
         }
         None => format!("0-0-{:08x}", rand::random::<u32>()),
     };
-    let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
+    let meta = SnapshotMeta {
+        last_log_id: applied,
+        last_membership: membership,
+        snapshot_id,
+    };
     let file = snapshot_file_name(&meta);
     let tmp = dir.join(format!("{file}.part"));
     let fail = |e: std::io::Error| format!("{}: {e}", tmp.display());
@@ -438,8 +499,13 @@ fn build_snapshot_file(
     }
     drop(view);
     std::fs::rename(&tmp, dir.join(&file)).map_err(fail)?;
-    let info = SnapshotInfo { meta: meta.clone(), file: file.clone(), installing: false };
-    db.put_cf(db::cf(db, CF_RAFT), b"snapshot", db::encode(&info)).map_err(|e| e.to_string())?;
+    let info = SnapshotInfo {
+        meta: meta.clone(),
+        file: file.clone(),
+        installing: false,
+    };
+    db.put_cf(db::cf(db, CF_RAFT), b"snapshot", db::encode(&info))
+        .map_err(|e| e.to_string())?;
     remove_other_snapshots(dir, &file);
     tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
     Ok((meta, file))

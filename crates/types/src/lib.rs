@@ -39,7 +39,11 @@ pub struct Member {
 
 impl std::fmt::Display for Member {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = if self.name.is_empty() { "(unstarted)" } else { &self.name };
+        let name = if self.name.is_empty() {
+            "(unstarted)"
+        } else {
+            &self.name
+        };
         write!(f, "{name} {}", self.peer_url)
     }
 }
@@ -81,7 +85,10 @@ mod tests {
 
     #[test]
     fn peer_addr_strips_scheme_and_slash() {
-        let m = Member { peer_url: "https://127.0.0.2:2380/".into(), ..Member::default() };
+        let m = Member {
+            peer_url: "https://127.0.0.2:2380/".into(),
+            ..Member::default()
+        };
         assert_eq!(m.peer_addr(), "127.0.0.2:2380");
     }
 

@@ -1,0 +1,170 @@
+//! Settings of a hanode server, composed from each subsystem's own settings. clap lives in
+//! `cmd/hanode`; this is what it produces.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hanode_store::Faults;
+
+/// How this server becomes a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Start a new cluster with this server as its only voter.
+    Init,
+    /// Join an existing cluster through any server's API URL.
+    Join {
+        /// `https://HOST:API_PORT` of an existing server.
+        url: String,
+        /// The cluster's server token.
+        token: String,
+    },
+    /// Neither given: the data dir must already hold a member.
+    Restart,
+}
+
+/// Everything a server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How to become a member (ignored, with a log line, when the data dir already holds one).
+    pub bootstrap: Bootstrap,
+    /// Member name; must be unique in the cluster.
+    pub node_name: String,
+    /// Where everything is kept.
+    pub data_dir: PathBuf,
+    /// Address other members and clients use to reach this server.
+    pub advertise_address: IpAddr,
+    /// Address the listeners bind to.
+    pub bind_address: IpAddr,
+    /// HTTPS API port.
+    pub api_port: u16,
+    /// etcd v3 gRPC port.
+    pub etcd_port: u16,
+    /// Raft peer port.
+    pub peer_port: u16,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Space quota of the store in bytes.
+    pub quota_bytes: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat_interval_ms: u64,
+    /// Election timeout, lower bound.
+    pub election_timeout_ms_min: u64,
+    /// Election timeout, upper bound.
+    pub election_timeout_ms_max: u64,
+    /// Log entries between snapshots.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept after a snapshot.
+    pub logs_to_keep_after_snapshot: u64,
+    /// How long a request may wait for the store.
+    pub request_timeout: Duration,
+    /// Largest etcd Put/Txn in bytes.
+    pub max_request_bytes: usize,
+    /// Injected peer-network faults (tests share one between in-process servers).
+    pub faults: Arc<Faults>,
+}
+
+/// Default ports, as k3s and etcd use them.
+pub const DEFAULT_API_PORT: u16 = 6443;
+/// etcd's client port.
+pub const DEFAULT_ETCD_PORT: u16 = 2379;
+/// etcd's peer port.
+pub const DEFAULT_PEER_PORT: u16 = 2380;
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/hanode";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bootstrap: Bootstrap::Restart,
+            node_name: default_node_name(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            advertise_address: IpAddr::from([127, 0, 0, 1]),
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            api_port: DEFAULT_API_PORT,
+            etcd_port: DEFAULT_ETCD_PORT,
+            peer_port: DEFAULT_PEER_PORT,
+            tls_sans: Vec::new(),
+            quota_bytes: 2 << 30,
+            heartbeat_interval_ms: 100,
+            election_timeout_ms_min: 500,
+            election_timeout_ms_max: 1000,
+            snapshot_logs_since_last: 10_000,
+            logs_to_keep_after_snapshot: 1_000,
+            request_timeout: Duration::from_secs(5),
+            max_request_bytes: hanode_etcd::DEFAULT_MAX_REQUEST_BYTES,
+            faults: Arc::new(Faults::new()),
+        }
+    }
+}
+
+/// A configuration that cannot work, with what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Checks what can be checked before anything is bound or written.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_name.is_empty() || self.node_name.len() > 63 {
+            return Err(ConfigError("--node-name must be 1 to 63 characters".into()));
+        }
+        if !self
+            .node_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        {
+            return Err(ConfigError(format!(
+                "--node-name {:?} may only contain letters, digits, '-', '.' and '_'",
+                self.node_name
+            )));
+        }
+        if self.advertise_address.is_unspecified() {
+            return Err(ConfigError(
+                "--advertise-address must be an address other members can reach, not 0.0.0.0"
+                    .into(),
+            ));
+        }
+        if self.election_timeout_ms_min <= self.heartbeat_interval_ms
+            || self.election_timeout_ms_max <= self.election_timeout_ms_min
+        {
+            return Err(ConfigError(
+                "election timeouts must exceed the heartbeat interval, and max must exceed min"
+                    .into(),
+            ));
+        }
+        if let Bootstrap::Join { url, token } = &self.bootstrap {
+            if !url.starts_with("https://") {
+                return Err(ConfigError(format!(
+                    "--join {url:?} must be https://HOST:API_PORT"
+                )));
+            }
+            token
+                .parse::<hanode_pki::JoinToken>()
+                .map_err(|e| ConfigError(format!("--token: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The host name, or "hanode" if it cannot be read.
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "hanode".into())
+}
+
+/// The address of the interface holding the default route, or loopback. (Connecting a UDP
+/// socket sends nothing; it only asks the kernel which source address it would use.)
+pub fn default_advertise_address() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:9")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}

@@ -1,0 +1,432 @@
+//! The composition root: bootstrap (init, join or restart), the store, and the three TLS
+//! listeners (API, etcd, peer).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Extension;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use hanode_kv::{KvBackend, PutRequest};
+use hanode_pki::tls::{ALPN_H2, ALPN_HTTP, ClientAuth, server_config};
+use hanode_pki::{ClusterCa, JoinToken, new_secret};
+use hanode_store::{PeerTls, StoreConfig, StoreNode};
+use hanode_types::Member;
+
+use crate::api::{ApiState, ClientIdentity, router};
+use crate::certs::{CA_KEY, CLUSTER_KEY, PEER_ORG, issue_member_certs, seal_ca};
+use crate::config::{Bootstrap, Config, default_node_name};
+use crate::join::{JoinHandler, JoinRequest, request_join};
+use crate::state::{DataDir, MemberCerts, NodeState};
+use crate::tls;
+
+/// Failures to start a server, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Joining failed.
+    #[error(transparent)]
+    Join(#[from] crate::join::JoinError),
+    /// Certificates or files could not be read or written.
+    #[error(transparent)]
+    Pki(#[from] hanode_pki::PkiError),
+    /// The store failed to start.
+    #[error(transparent)]
+    Store(#[from] hanode_store::StoreError),
+    /// A listener or file operation failed.
+    #[error("{0}")]
+    Io(String),
+    /// Bootstrap could not complete.
+    #[error("{0}")]
+    Bootstrap(String),
+}
+
+/// The bound listeners, handed in so tests can bind port 0.
+pub struct Listeners {
+    /// HTTPS API.
+    pub api: TcpListener,
+    /// etcd v3 gRPC.
+    pub etcd: TcpListener,
+    /// Raft peers.
+    pub peer: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured address and ports.
+    pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
+        let bind = |port: u16, what: &'static str| {
+            let addr = SocketAddr::new(config.bind_address, port);
+            async move {
+                TcpListener::bind(addr).await.map_err(|e| {
+                    ServerError::Io(format!(
+                        "cannot listen on {addr} for the {what}: {e} (is another server using it?)"
+                    ))
+                })
+            }
+        };
+        Ok(Listeners {
+            api: bind(config.api_port, "API port").await?,
+            etcd: bind(config.etcd_port, "etcd port").await?,
+            peer: bind(config.peer_port, "peer port").await?,
+        })
+    }
+}
+
+/// Where a running server can be reached.
+#[derive(Clone, Debug)]
+pub struct Urls {
+    /// `https://ADDR:API_PORT`.
+    pub api: String,
+    /// `https://ADDR:ETCD_PORT`.
+    pub etcd: String,
+    /// `https://ADDR:PEER_PORT`.
+    pub peer: String,
+}
+
+fn url(address: IpAddr, port: u16) -> String {
+    match address {
+        IpAddr::V4(v4) => format!("https://{v4}:{port}"),
+        IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
+    }
+}
+
+/// A running server.
+pub struct Server {
+    node: StoreNode,
+    state: NodeState,
+    urls: Urls,
+    data_dir: DataDir,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bootstraps (init, join or restart) and starts serving on `listeners`.
+    pub async fn build(config: Config, listeners: Listeners) -> Result<Server, ServerError> {
+        config.validate()?;
+        let port = |l: &TcpListener| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|e| ServerError::Io(e.to_string()))
+        };
+        let urls = Urls {
+            api: url(config.advertise_address, port(&listeners.api)?),
+            etcd: url(config.advertise_address, port(&listeners.etcd)?),
+            peer: url(config.advertise_address, port(&listeners.peer)?),
+        };
+        let data_dir = DataDir::new(&config.data_dir);
+        std::fs::create_dir_all(data_dir.root()).map_err(|e| {
+            ServerError::Io(format!("cannot create {}: {e}", data_dir.root().display()))
+        })?;
+        let me = Member {
+            name: config.node_name.clone(),
+            peer_url: urls.peer.clone(),
+            client_urls: vec![urls.etcd.clone()],
+            api_url: urls.api.clone(),
+            stay_learner: false,
+        };
+        let stop = CancellationToken::new();
+
+        let existing = data_dir.load_node()?;
+        let (state, certs, token, fresh) = match (existing, &config.bootstrap) {
+            (Some(state), bootstrap) => {
+                if *bootstrap != Bootstrap::Restart {
+                    tracing::info!(
+                        data_dir = %data_dir.root().display(),
+                        node = %state.node_name,
+                        "ignoring --init/--join: the data dir already holds this member"
+                    );
+                }
+                let certs = MemberCerts::load(&data_dir.pki())?;
+                let token = data_dir.load_token()?;
+                (state, certs, token, Fresh::No)
+            }
+            (None, Bootstrap::Restart) => {
+                return Err(ServerError::Bootstrap(format!(
+                    "{} holds no member: start with --init to create a cluster, or with \
+                     --join https://HOST:6443 --token TOKEN to join one",
+                    data_dir.root().display()
+                )));
+            }
+            (None, Bootstrap::Init) => {
+                clear_incomplete(&data_dir)?;
+                let now = SystemTime::now();
+                let ca = ClusterCa::generate(now)?;
+                let token = JoinToken {
+                    ca_fingerprint: ca.fingerprint(),
+                    secret: new_secret(),
+                };
+                let certs = issue_member_certs(
+                    &ca,
+                    &config.node_name,
+                    &default_node_name(),
+                    config.advertise_address,
+                    &config.tls_sans,
+                    now,
+                )?;
+                let state = NodeState {
+                    node_id: (rand::random::<u64>() >> 1).max(1),
+                    cluster_id: rand::random::<u64>().max(1),
+                    node_name: config.node_name.clone(),
+                    api_url: urls.api.clone(),
+                };
+                (state, certs, token, Fresh::Init(Box::new(ca)))
+            }
+            (None, Bootstrap::Join { url, token }) => {
+                clear_incomplete(&data_dir)?;
+                let token: JoinToken = token.parse()?;
+                let request = JoinRequest {
+                    node_name: config.node_name.clone(),
+                    hostname: default_node_name(),
+                    advertise_address: config.advertise_address,
+                    api_url: urls.api.clone(),
+                    client_url: urls.etcd.clone(),
+                    peer_url: urls.peer.clone(),
+                    tls_sans: config.tls_sans.clone(),
+                };
+                let response = request_join(url, &token, &request).await?;
+                let state = NodeState {
+                    node_id: response.node_id,
+                    cluster_id: response.cluster_id,
+                    node_name: config.node_name.clone(),
+                    api_url: urls.api.clone(),
+                };
+                (state, response.certs, token, Fresh::Join)
+            }
+        };
+
+        let store_config = store_config(&config, &state);
+        let peer_tls = PeerTls {
+            ca_pem: certs.ca_pem.clone(),
+            identity: certs.peer.clone(),
+        };
+        let node = StoreNode::open(store_config, Some(&peer_tls), config.faults.clone()).await?;
+        let mut tasks = Vec::new();
+
+        // Peers first: a leader that just added us replicates as soon as it can reach us.
+        let peer_tls_config =
+            server_config(&certs.peer, ClientAuth::Required(&certs.ca_pem), ALPN_H2)?;
+        let peers = tls::accept(
+            listeners.peer,
+            peer_tls_config,
+            Some(PEER_ORG),
+            stop.clone(),
+        );
+        let peer_service = node.peer_service();
+        let peer_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(peer_service)
+                .serve_with_incoming_shutdown(tls::incoming(peers), peer_stop.cancelled())
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "peer server stopped");
+            }
+        }));
+
+        if let Fresh::Init(ca) = &fresh {
+            node.initialize(me.clone()).await?;
+            wait_for_leader(&node, Duration::from_secs(10)).await?;
+            let put = |key: &[u8], value: Vec<u8>| PutRequest {
+                key: key.to_vec(),
+                value,
+                ..Default::default()
+            };
+            node.put(put(CA_KEY, seal_ca(ca, &token.secret)))
+                .await
+                .map_err(|e| ServerError::Bootstrap(format!("cannot store the cluster CA: {e}")))?;
+            let record = serde_json::json!({ "cluster_id": format!("{:x}", state.cluster_id) });
+            node.put(put(CLUSTER_KEY, record.to_string().into_bytes()))
+                .await
+                .map_err(|e| {
+                    ServerError::Bootstrap(format!("cannot store the cluster record: {e}"))
+                })?;
+        }
+        if !matches!(fresh, Fresh::No) {
+            certs.save(&data_dir.pki())?;
+            data_dir.save_token(&token)?;
+            data_dir.save_node(&state)?;
+            tracing::info!(node = %state.node_name, member_id = %format!("{:x}", state.node_id), "member created");
+        }
+
+        // etcd v3 API.
+        let backend: Arc<dyn KvBackend> = Arc::new(node.clone());
+        let etcd_tls = server_config(&certs.server, ClientAuth::Required(&certs.ca_pem), ALPN_H2)?;
+        let etcd_conns = tls::accept(listeners.etcd, etcd_tls, None, stop.clone());
+        let etcd_config = hanode_etcd::EtcdConfig {
+            max_request_bytes: config.max_request_bytes,
+        };
+        let routes = hanode_etcd::routes(backend, &etcd_config);
+        let etcd_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .layer(tower::util::MapResponseLayer::new(
+                    hanode_etcd::fix_decode_status::<tonic::body::Body>,
+                ))
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(tls::incoming(etcd_conns), etcd_stop.cancelled())
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "etcd server stopped");
+            }
+        }));
+
+        // HTTPS API.
+        let api_state = Arc::new(ApiState {
+            joins: JoinHandler::new(node.clone(), token.secret.clone(), state.cluster_id),
+            node: node.clone(),
+            ca_pem: certs.ca_pem.clone(),
+            admin: certs.admin.clone(),
+            node_name: state.node_name.clone(),
+        });
+        let api_tls = server_config(
+            &certs.server,
+            ClientAuth::Optional(&certs.ca_pem),
+            ALPN_HTTP,
+        )?;
+        let api_conns = tls::accept(listeners.api, api_tls, None, stop.clone());
+        tasks.push(tokio::spawn(serve_https(
+            api_conns,
+            router(api_state),
+            stop.clone(),
+        )));
+
+        tracing::info!(
+            node = %state.node_name,
+            api = %urls.api,
+            etcd = %urls.etcd,
+            peer = %urls.peer,
+            data_dir = %data_dir.root().display(),
+            "hanode server started"
+        );
+        Ok(Server {
+            node,
+            state,
+            urls,
+            data_dir,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The store member.
+    pub fn node(&self) -> &StoreNode {
+        &self.node
+    }
+
+    /// Identity of this member.
+    pub fn state(&self) -> &NodeState {
+        &self.state
+    }
+
+    /// Where this server is reached.
+    pub fn urls(&self) -> &Urls {
+        &self.urls
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    /// Stops accepting, lets open requests finish briefly, stops the store.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        self.node.shutdown().await;
+    }
+}
+
+enum Fresh {
+    No,
+    Init(Box<ClusterCa>),
+    Join,
+}
+
+fn clear_incomplete(data_dir: &DataDir) -> Result<(), ServerError> {
+    data_dir.clear_incomplete().map_err(|e| {
+        ServerError::Io(format!(
+            "cannot clear an incomplete member in {}: {e}",
+            data_dir.root().display()
+        ))
+    })
+}
+
+fn store_config(config: &Config, state: &NodeState) -> StoreConfig {
+    let mut store = StoreConfig::new(state.node_id, state.cluster_id, &config.data_dir);
+    store.heartbeat_interval_ms = config.heartbeat_interval_ms;
+    store.election_timeout_ms_min = config.election_timeout_ms_min;
+    store.election_timeout_ms_max = config.election_timeout_ms_max;
+    store.snapshot_logs_since_last = config.snapshot_logs_since_last;
+    store.logs_to_keep_after_snapshot = config.logs_to_keep_after_snapshot;
+    store.request_timeout = config.request_timeout;
+    store.quota_bytes = config.quota_bytes;
+    store
+}
+
+async fn wait_for_leader(node: &StoreNode, timeout: Duration) -> Result<(), ServerError> {
+    let mut metrics = node.metrics_watch();
+    let wait = async {
+        loop {
+            if metrics.borrow().current_leader == Some(node.id()) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| ServerError::Bootstrap("the new cluster elected no leader in time".into()))
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on accepted TLS connections until `stop`, then drains.
+async fn serve_https(
+    mut connections: tokio::sync::mpsc::Receiver<tls::Accepted>,
+    router: axum::Router,
+    stop: CancellationToken,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, identity) = tokio::select! {
+            _ = stop.cancelled() => break,
+            next = connections.recv() => match next {
+                Some(accepted) => accepted,
+                None => break,
+            },
+        };
+        let service = router.clone().layer(Extension(ClientIdentity(identity)));
+        let service = TowerToHyperService::new(
+            service.map_request(|req: hyper::Request<hyper::body::Incoming>| req),
+        );
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "API connection ended");
+            }
+        });
+    }
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("API connections still open after 5 s; closing them");
+    }
+}
