@@ -105,8 +105,10 @@ pub fn fix_decode_status<B>(mut response: http::Response<B>) -> http::Response<B
         .get("grpc-status")
         .is_some_and(|v| v.as_bytes() == b"13")
         && response.headers().get("grpc-message").is_some_and(|m| {
+            // grpc-message is percent-encoded on the wire.
             m.to_str()
                 .unwrap_or("")
+                .replace("%20", " ")
                 .starts_with("failed to decode Protobuf message")
         });
     if is_decode_error {

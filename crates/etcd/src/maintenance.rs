@@ -13,6 +13,13 @@ use hanode_kv::{AlarmAction, KvBackend, KvError};
 use crate::convert;
 use crate::error::status;
 
+/// Which part of a snapshot stream a chunk is.
+enum Tail {
+    Data,
+    Padding,
+    Checksum,
+}
+
 /// Maintenance over a store.
 pub struct MaintenanceService {
     pub(crate) backend: Arc<dyn KvBackend>,
@@ -112,29 +119,45 @@ impl PbMaintenanceService for MaintenanceService {
             .current_header()
             .await
             .map_err(|e| status(&e))?;
-        // As etcd 3.4: the data, then its SHA-256 as a final 32-byte blob.
-        let total = snapshot.size + 32;
+        // As etcd 3.4: the data padded to a multiple of 512 bytes (etcdctl checks that, as
+        // bbolt files are page-aligned), then its SHA-256 as a final 32-byte blob.
+        let padding = (512 - snapshot.size % 512) % 512;
+        let total = snapshot.size + padding + 32;
         let mut sent: u64 = 0;
         let mut digest = Some(Sha256::new());
-        let data = snapshot.chunks.map(move |chunk| (chunk, false));
-        let trailer = futures::stream::once(async { (Ok(Vec::new()), true) });
-        let stream = data.chain(trailer).map(move |(chunk, last)| {
-            let mut blob = chunk.map_err(|e| status(&e))?;
-            if last {
-                blob = digest
-                    .take()
-                    .map(|d| d.finalize().to_vec())
-                    .unwrap_or_default();
-            } else if let Some(d) = digest.as_mut() {
-                d.update(&blob);
-            }
-            sent += blob.len() as u64;
-            Ok(PbSnapshotResponse {
-                header: convert::header(header),
-                remaining_bytes: total.saturating_sub(sent),
-                blob,
-                version: String::new(),
-            })
+        let data = snapshot.chunks.map(|chunk| (chunk, Tail::Data));
+        let tail = futures::stream::iter([
+            (Ok(vec![0u8; padding as usize]), Tail::Padding),
+            (Ok(Vec::new()), Tail::Checksum),
+        ]);
+        let stream = data.chain(tail).filter_map(move |(chunk, part)| {
+            let result = (|| {
+                let mut blob = chunk.map_err(|e| status(&e))?;
+                match part {
+                    Tail::Checksum => {
+                        blob = digest
+                            .take()
+                            .map(|d| d.finalize().to_vec())
+                            .unwrap_or_default()
+                    }
+                    Tail::Data | Tail::Padding => {
+                        if let Some(d) = digest.as_mut() {
+                            d.update(&blob);
+                        }
+                    }
+                }
+                if blob.is_empty() {
+                    return Ok(None);
+                }
+                sent += blob.len() as u64;
+                Ok(Some(PbSnapshotResponse {
+                    header: convert::header(header),
+                    remaining_bytes: total.saturating_sub(sent),
+                    blob,
+                    version: String::new(),
+                }))
+            })();
+            futures::future::ready(result.transpose())
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -524,15 +524,16 @@ impl Mvcc {
             lease,
         };
         let prev_lease = prev.as_ref().map_or(0, |p| p.lease);
-        if prev_lease != 0 && prev_lease != lease {
-            if let Some(state) = self.leases.get_mut(&prev_lease) {
-                state.keys.remove(&req.key);
-            }
+        if prev_lease != 0
+            && prev_lease != lease
+            && let Some(state) = self.leases.get_mut(&prev_lease)
+        {
+            state.keys.remove(&req.key);
         }
-        if lease != 0 {
-            if let Some(state) = self.leases.get_mut(&lease) {
-                state.keys.insert(req.key.clone());
-            }
+        if lease != 0
+            && let Some(state) = self.leases.get_mut(&lease)
+        {
+            state.keys.insert(req.key.clone());
         }
         self.index.put(&req.key, rev);
         changes.puts.insert(
@@ -576,10 +577,10 @@ impl Mvcc {
             let rev = txn.next_rev();
             let removed = self.index.tombstone(&key, rev);
             debug_assert!(removed, "range only yields live keys");
-            if prev.lease != 0 {
-                if let Some(state) = self.leases.get_mut(&prev.lease) {
-                    state.keys.remove(&key);
-                }
+            if prev.lease != 0
+                && let Some(state) = self.leases.get_mut(&prev.lease)
+            {
+                state.keys.remove(&key);
             }
             let kv = KeyValue {
                 key: key.clone(),

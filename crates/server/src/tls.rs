@@ -63,14 +63,13 @@ pub fn accept(
                         Err(_) => return,
                     };
                 let identity = identity_of(&stream);
-                if let Some(org) = required_org {
-                    if !identity
+                if let Some(org) = required_org
+                    && !identity
                         .as_ref()
                         .is_some_and(|id| id.organizations.iter().any(|o| o == org))
-                    {
-                        tracing::warn!(%remote, ?identity, "refusing a client without the {org} certificate");
-                        return;
-                    }
+                {
+                    tracing::warn!(%remote, ?identity, "refusing a client without the {org} certificate");
+                    return;
                 }
                 let _ = tx.send((stream, identity)).await;
             });

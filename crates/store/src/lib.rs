@@ -6,6 +6,9 @@
 //! expiry; and membership (learners first, an odd number of voters, queued changes). It is the
 //! only crate that links RocksDB. It does not own TLS listeners or the client-facing APIs.
 
+// openraft's storage traits fix `StorageError` (large) as the error type of every call.
+#![allow(clippy::result_large_err)]
+
 mod backend;
 mod config;
 mod db;

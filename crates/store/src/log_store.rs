@@ -60,7 +60,7 @@ impl LogStore {
         key: &[u8],
     ) -> Result<Option<T>, StorageError> {
         db::get(&self.db, CF_RAFT, key)
-            .map_err(|e| StorageIOError::read(&openraft::AnyError::error(e)).into())
+            .map_err(|e| StorageIOError::read(openraft::AnyError::error(e)).into())
     }
 }
 
@@ -82,7 +82,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         for item in iter {
             let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
             let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| {
-                StorageIOError::read_logs(&openraft::AnyError::error("log key is not 8 bytes"))
+                StorageIOError::read_logs(openraft::AnyError::error("log key is not 8 bytes"))
             })?);
             if !range.contains(&index) {
                 break;

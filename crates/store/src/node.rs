@@ -265,7 +265,11 @@ impl Core {
                 }
                 Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
                     Some(member) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
+                        // A leader that stopped answering must not hold the request until its
+                        // deadline: give each attempt at most about two election timeouts.
+                        let left = deadline
+                            .saturating_duration_since(Instant::now())
+                            .min(self.leader_wait());
                         match self.network.forward(leader, member, &request, left).await {
                             Ok(result) => result,
                             Err(PeerError::Unreachable(..)) => Err(KvError::NoLeader),
@@ -491,28 +495,28 @@ impl Core {
             .map(|(id, node)| (*id, node.clone()))
             .collect();
         // Re-running a join: same name, same member.
-        if !member.name.is_empty() {
-            if let Some((id, node)) = existing.iter().find(|(_, node)| node.name == member.name) {
-                if node.peer_url != member.peer_url {
-                    return Err(KvError::MembershipRefused(format!(
-                        "a member named {:?} already exists at {}; choose another --node-name, \
+        if !member.name.is_empty()
+            && let Some((id, node)) = existing.iter().find(|(_, node)| node.name == member.name)
+        {
+            if node.peer_url != member.peer_url {
+                return Err(KvError::MembershipRefused(format!(
+                    "a member named {:?} already exists at {}; choose another --node-name, \
                          or remove member {id:x} first",
-                        member.name, node.peer_url
-                    )));
-                }
-                if *node != member {
-                    let update = BTreeMap::from([(
-                        *id,
-                        Member {
-                            stay_learner: node.stay_learner,
-                            ..member
-                        },
-                    )]);
-                    self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
-                        .await?;
-                }
-                return Ok(ForwardResponse::Member(*id, self.local_members()));
+                    member.name, node.peer_url
+                )));
             }
+            if *node != member {
+                let update = BTreeMap::from([(
+                    *id,
+                    Member {
+                        stay_learner: node.stay_learner,
+                        ..member
+                    },
+                )]);
+                self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
+                    .await?;
+            }
+            return Ok(ForwardResponse::Member(*id, self.local_members()));
         }
         if let Some((id, node)) = existing
             .iter()
@@ -599,7 +603,7 @@ impl Core {
         if !self.caught_up(&metrics, id) {
             return Err(KvError::LearnerNotReady);
         }
-        if (voters + 1) % 2 == 0 {
+        if (voters + 1).is_multiple_of(2) {
             return Err(KvError::MembershipRefused(format!(
                 "promoting member {id:x} would leave {} voters; hanode keeps the voter count odd. \
                  Add one more member (both are then promoted together) or remove a voter first",
@@ -698,7 +702,7 @@ impl Core {
                 .change_membership(ChangeMembers::AddVoterIds(ids), false, deadline)
                 .await;
         }
-        if voters.len() % 2 == 0 && voters.len() >= 2 {
+        if voters.len().is_multiple_of(2) && voters.len() >= 2 {
             // Demote the voter furthest behind (never ourselves); it is promoted again when
             // another member joins.
             let replication = metrics.replication.clone().unwrap_or_default();
@@ -788,12 +792,13 @@ async fn housekeeping(core: Weak<Core>) {
         let Some(core) = core.upgrade() else { return };
         core.expire_leases(&mut was_leader).await;
         ticks += 1;
-        if was_leader && ticks % 3 == 0 {
-            if let Ok(_serialized) = core.membership_lock.try_lock() {
-                let deadline = Instant::now() + core.config.request_timeout;
-                if let Err(e) = core.balance_voters(deadline).await {
-                    tracing::debug!(error = %e, "balancing voters");
-                }
+        if was_leader
+            && ticks.is_multiple_of(3)
+            && let Ok(_serialized) = core.membership_lock.try_lock()
+        {
+            let deadline = Instant::now() + core.config.request_timeout;
+            if let Err(e) = core.balance_voters(deadline).await {
+                tracing::debug!(error = %e, "balancing voters");
             }
         }
     }

@@ -126,18 +126,13 @@ struct SnapshotInfo {
 }
 
 fn io_err(e: impl std::fmt::Display) -> StorageError {
-    StorageIOError::write_state_machine(&AnyError::error(e.to_string())).into()
-}
-
-fn read_meta(db: &DB) -> Result<(Meta, Option<LogId>, StoredMembership<NodeId, Member>), String> {
-    let meta: Meta = db::get(db, CF_META, b"mvcc")?.unwrap_or_default();
-    let applied: Option<LogId> = db::get::<Option<LogId>>(db, CF_META, b"applied")?.flatten();
-    let membership = db::get(db, CF_META, b"membership")?.unwrap_or_default();
-    Ok((meta, applied, membership))
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
 }
 
 fn load_state(db: &DB) -> Result<SmState, String> {
-    let (meta, last_applied, membership) = read_meta(db)?;
+    let meta: Meta = db::get(db, CF_META, b"mvcc")?.unwrap_or_default();
+    let last_applied: Option<LogId> = db::get::<Option<LogId>>(db, CF_META, b"applied")?.flatten();
+    let membership = db::get(db, CF_META, b"membership")?.unwrap_or_default();
     let mut leases = Vec::new();
     for item in db.iterator_cf(db::cf(db, CF_LEASES), IteratorMode::Start) {
         let (key, value) = item.map_err(|e| e.to_string())?;
@@ -169,11 +164,11 @@ impl StateMachine {
     pub fn open(db: Arc<DB>, snapshot_dir: &Path) -> Result<StateMachine, String> {
         std::fs::create_dir_all(snapshot_dir)
             .map_err(|e| format!("{}: {e}", snapshot_dir.display()))?;
-        if let Some(info) = db::get::<SnapshotInfo>(&db, CF_RAFT, b"snapshot")? {
-            if info.installing {
-                tracing::warn!(snapshot = %info.meta.snapshot_id, "finishing an interrupted snapshot install");
-                install_file(&db, &snapshot_dir.join(&info.file), &info)?;
-            }
+        if let Some(info) = db::get::<SnapshotInfo>(&db, CF_RAFT, b"snapshot")?
+            && info.installing
+        {
+            tracing::warn!(snapshot = %info.meta.snapshot_id, "finishing an interrupted snapshot install");
+            install_file(&db, &snapshot_dir.join(&info.file), &info)?;
         }
         let state = load_state(&db)?;
         let hub = WatchHub::new(state.mvcc.revision());
@@ -247,7 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         // The model may be half-way through this entry: stop rather than diverge.
                         tracing::error!(index = entry.log_id.index, %reason, "apply failed");
                         return Err(
-                            StorageIOError::apply(entry.log_id, &AnyError::error(reason)).into(),
+                            StorageIOError::apply(entry.log_id, AnyError::error(reason)).into()
                         );
                     }
                     results.push(ApplyResult(Some(result)));

@@ -1,0 +1,44 @@
+# hanode developer entry points. `make run` and `make test` install what they need.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/hanode/target
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: etcdctl for tests and examples, protoc for etcd's .proto files, libclang for
+# RocksDB's bindgen, curl for raw gRPC checks.
+APT_PACKAGES := etcd-client protobuf-compiler libclang1-14 libclang-common-14-dev curl
+DATA_DIR ?= $(CURDIR)/.hanode/data
+ADDRESS ?= 127.0.0.1
+
+.PHONY: deps build run test lint fmt verify clean-data
+
+deps:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup.rs) first"; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build -p hanode
+
+# One server with the embedded store. Re-running restarts it from $(DATA_DIR)
+# (--init is then ignored, with a log line).
+run: build
+	$(CARGO_TARGET_DIR)/debug/hanode server --init --node-name $${HANODE_NODE_NAME:-$$(hostname)} \
+		--data-dir $(DATA_DIR) --advertise-address $(ADDRESS)
+
+test: build
+	$(CARGO) test --workspace
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+verify: lint test
+
+clean-data:
+	rm -rf $(CURDIR)/.hanode
