@@ -219,14 +219,12 @@ impl ProcCluster {
             &["--init".into()],
         )?;
         n1.wait_ready(Duration::from_secs(30)).await?;
-        let join = vec![
-            "--join".to_string(),
-            n1.api_url(),
-            "--token".into(),
-            n1.token()?,
-        ];
+        let token = n1.token()?;
         let mut servers = vec![n1];
         for i in 2..=3u8 {
+            // n3 joins through n2: any server accepts joins (it opens the sealed CA itself).
+            let via = servers.last().map(|s| s.api_url()).unwrap_or_default();
+            let join = vec!["--join".to_string(), via, "--token".into(), token.clone()];
             let server = ProcServer::spawn(
                 dir.path(),
                 &format!("n{i}"),

@@ -57,8 +57,8 @@ pub trait KvBackend: Send + Sync + 'static {
     /// Every live lease.
     async fn lease_leases(&self) -> KvResult<LeaseLeasesResponse>;
 
-    /// Starts a watch. Fails with `Compacted` only through the stream (as etcd does), and with
-    /// `NoLeader` up front when the store has no leader.
+    /// Starts a watch, served from this member's state. A start revision that was compacted
+    /// away is reported through the stream (as etcd does).
     async fn watch(&self, req: WatchRequest) -> KvResult<WatchStream>;
     /// A header with the current revision, for watch responses and progress notifications.
     async fn current_header(&self) -> KvResult<ResponseHeader>;

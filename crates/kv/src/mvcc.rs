@@ -339,7 +339,7 @@ impl Mvcc {
             Command::Put(req) => {
                 check_put(req)?;
                 let mut txn = self.begin();
-                self.check_put_state(&txn, req, store, changes)?;
+                self.check_put_state(req, store, changes)?;
                 let resp = self.put(&mut txn, req, store, changes)?;
                 self.commit(txn, changes);
                 Ok(Applied::Put(PutResponse {
@@ -477,7 +477,6 @@ impl Mvcc {
 
     fn check_put_state(
         &self,
-        _txn: &WriteTxn,
         req: &PutRequest,
         store: &dyn RevStore,
         changes: &Changes,
@@ -626,7 +625,7 @@ impl Mvcc {
         } else {
             &req.failure
         };
-        self.check_ops(txn, ops, store, changes)?;
+        self.check_ops(ops, store, changes)?;
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             let resp = match op {
@@ -667,14 +666,13 @@ impl Mvcc {
     /// leaves no partial writes (nested branches are decided on the current state, like etcd).
     fn check_ops(
         &self,
-        txn: &WriteTxn,
         ops: &[RequestOp],
         store: &dyn RevStore,
         changes: &Changes,
     ) -> KvResult<()> {
         for op in ops {
             match op {
-                RequestOp::Put(put) => self.check_put_state(txn, put, store, changes)?,
+                RequestOp::Put(put) => self.check_put_state(put, store, changes)?,
                 RequestOp::Txn(inner) => {
                     let mut holds = true;
                     for compare in &inner.compare {
@@ -688,7 +686,7 @@ impl Mvcc {
                     } else {
                         &inner.failure
                     };
-                    self.check_ops(txn, branch, store, changes)?;
+                    self.check_ops(branch, store, changes)?;
                 }
                 RequestOp::Range(_) | RequestOp::DeleteRange(_) => {}
             }

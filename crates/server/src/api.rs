@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
+use hanode_kv::KvBackend;
 use hanode_pki::{CertKey, PeerIdentity};
 use hanode_store::{LearnerState, ServerState, StoreNode};
 use hanode_types::{format_id, parse_id};
@@ -364,7 +365,6 @@ async fn remove_member(
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     identity.require(&[MASTERS_ORG])?;
     let id = member_id(&id)?;
-    use hanode_kv::KvBackend;
     state.node.member_remove(id).await?;
     Ok(Json(member_views(&state).await))
 }
@@ -376,7 +376,6 @@ async fn promote_member(
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     identity.require(&[MASTERS_ORG])?;
     let id = member_id(&id)?;
-    use hanode_kv::KvBackend;
     state.node.member_promote(id).await?;
     Ok(Json(member_views(&state).await))
 }

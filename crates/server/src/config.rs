@@ -107,19 +107,8 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Checks what can be checked before anything is bound or written.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.node_name.is_empty() || self.node_name.len() > 63 {
-            return Err(ConfigError("--node-name must be 1 to 63 characters".into()));
-        }
-        if !self
-            .node_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
-        {
-            return Err(ConfigError(format!(
-                "--node-name {:?} may only contain letters, digits, '-', '.' and '_'",
-                self.node_name
-            )));
-        }
+        hanode_types::validate_node_name(&self.node_name)
+            .map_err(|e| ConfigError(format!("--node-name: {e}")))?;
         if self.advertise_address.is_unspecified() {
             return Err(ConfigError(
                 "--advertise-address must be an address other members can reach, not 0.0.0.0"

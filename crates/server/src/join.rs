@@ -217,18 +217,7 @@ impl JoinHandler {
 
     /// Issues certificates for an authorized joiner and adds it as a learner.
     pub async fn join(&self, request: JoinRequest) -> Result<JoinResponse, ApiError> {
-        let name_ok = !request.node_name.is_empty()
-            && request.node_name.len() <= 63
-            && request
-                .node_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-        if !name_ok {
-            return Err(ApiError::bad_request(format!(
-                "invalid node name {:?}",
-                request.node_name
-            )));
-        }
+        hanode_types::validate_node_name(&request.node_name).map_err(ApiError::bad_request)?;
         if request.advertise_address.is_unspecified() {
             return Err(ApiError::bad_request(
                 "the advertise address must not be 0.0.0.0".into(),

@@ -27,6 +27,9 @@ use crate::join::{JoinHandler, JoinRequest, request_join};
 use crate::state::{DataDir, MemberCerts, NodeState};
 use crate::tls;
 
+/// How long open requests may run after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Failures to start a server, each saying what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -342,8 +345,15 @@ impl Server {
     /// Stops accepting, lets open requests finish briefly, stops the store.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        // Unary requests finish quickly; watch and keep-alive streams never end on their own,
+        // so after a short grace period the listeners are closed regardless.
+        let aborts: Vec<_> = self.tasks.iter().map(|task| task.abort_handle()).collect();
+        let drained = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+            tracing::debug!("open streams after the shutdown grace period; closing them");
+            for abort in aborts {
+                abort.abort();
+            }
         }
         self.node.shutdown().await;
     }

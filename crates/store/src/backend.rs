@@ -222,9 +222,8 @@ impl KvBackend for StoreNode {
     }
 
     async fn watch(&self, req: WatchRequest) -> KvResult<WatchStream> {
-        if self.leader().is_none() {
-            return Err(KvError::NoLeader);
-        }
+        // Served from the local state machine, like etcd; clients that need a leader say so
+        // (`hasleader`) and the etcd layer checks it.
         let shared = self.shared().clone();
         let history: Arc<dyn History> = shared.clone();
         Ok(shared.hub.watch(req, history).into_stream())

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use openraft::error::{ChangeMembershipError, CheckIsLeaderError, ClientWriteError, RaftError};
-use openraft::{ChangeMembers, RaftMetrics, ServerState};
+use openraft::{ChangeMembers, Membership, RaftMetrics, ServerState};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -241,7 +241,7 @@ impl Core {
     }
 
     pub(crate) fn local_members(&self) -> Vec<MemberInfo> {
-        members_of(&self.metrics())
+        members_of(self.metrics().membership_config.membership())
     }
 
     /// How long to wait for a leader to appear before answering "no leader".
@@ -423,6 +423,18 @@ impl Core {
         }
     }
 
+    /// The membership the Raft core holds now (metrics may lag a change that just returned).
+    async fn current_membership(&self) -> KvResult<Membership<NodeId, Member>> {
+        self.raft
+            .with_raft_state(|state| state.membership_state.effective().membership().clone())
+            .await
+            .map_err(|_| KvError::Stopped)
+    }
+
+    async fn current_members(&self) -> KvResult<Vec<MemberInfo>> {
+        Ok(members_of(&self.current_membership().await?))
+    }
+
     /// Runs a membership change, retrying while another change is still being committed.
     async fn change_membership(
         &self,
@@ -489,7 +501,7 @@ impl Core {
         if metrics.state != ServerState::Leader {
             return Err(KvError::NoLeader);
         }
-        let membership = metrics.membership_config.membership().clone();
+        let membership = self.current_membership().await?;
         let existing: Vec<(NodeId, Member)> = membership
             .nodes()
             .map(|(id, node)| (*id, node.clone()))
@@ -516,7 +528,7 @@ impl Core {
                 self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
                     .await?;
             }
-            return Ok(ForwardResponse::Member(*id, self.local_members()));
+            return Ok(ForwardResponse::Member(*id, self.current_members().await?));
         }
         if let Some((id, node)) = existing
             .iter()
@@ -533,7 +545,7 @@ impl Core {
                 )]);
                 self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
                     .await?;
-                return Ok(ForwardResponse::Member(*id, self.local_members()));
+                return Ok(ForwardResponse::Member(*id, self.current_members().await?));
             }
             return Err(KvError::PeerUrlExists);
         }
@@ -543,7 +555,7 @@ impl Core {
         }
         tracing::info!(member_id = %format!("{id:x}"), name = %member.name, "adding member as learner");
         self.add_learner(id, member, deadline).await?;
-        Ok(ForwardResponse::Member(id, self.local_members()))
+        Ok(ForwardResponse::Member(id, self.current_members().await?))
     }
 
     async fn remove_member(&self, id: NodeId, deadline: Instant) -> KvResult<ForwardResponse> {
@@ -552,7 +564,7 @@ impl Core {
         if metrics.state != ServerState::Leader {
             return Err(KvError::NoLeader);
         }
-        let membership = metrics.membership_config.membership();
+        let membership = self.current_membership().await?;
         if membership.get_node(&id).is_none() {
             return Err(KvError::MemberNotFound { id });
         }
@@ -583,7 +595,7 @@ impl Core {
         if let Err(e) = self.balance_voters(deadline).await {
             tracing::debug!(error = %e, "rebalancing voters after removal");
         }
-        Ok(ForwardResponse::Members(self.local_members()))
+        Ok(ForwardResponse::Members(self.current_members().await?))
     }
 
     async fn promote_member(&self, id: NodeId, deadline: Instant) -> KvResult<ForwardResponse> {
@@ -592,7 +604,7 @@ impl Core {
         if metrics.state != ServerState::Leader {
             return Err(KvError::NoLeader);
         }
-        let membership = metrics.membership_config.membership();
+        let membership = self.current_membership().await?;
         if membership.get_node(&id).is_none() {
             return Err(KvError::MemberNotFound { id });
         }
@@ -616,7 +628,7 @@ impl Core {
             deadline,
         )
         .await?;
-        Ok(ForwardResponse::Members(self.local_members()))
+        Ok(ForwardResponse::Members(self.current_members().await?))
     }
 
     fn caught_up(&self, metrics: &RaftMetrics<NodeId, Member>, id: NodeId) -> bool {
@@ -634,17 +646,7 @@ impl Core {
 
     fn member_status(&self) -> Vec<MemberStatus> {
         let metrics = self.metrics();
-        let membership = metrics.membership_config.membership();
-        let voters = membership.voter_ids().count();
-        let ready = membership
-            .learner_ids()
-            .filter(|id| {
-                membership.get_node(id).is_some_and(|m| !m.stay_learner)
-                    && self.caught_up(&metrics, *id)
-            })
-            .count();
-        let _ = (voters, ready);
-        members_of(&metrics)
+        members_of(metrics.membership_config.membership())
             .into_iter()
             .map(|info| {
                 let matched_index = metrics
@@ -680,7 +682,7 @@ impl Core {
         if metrics.state != ServerState::Leader {
             return Ok(());
         }
-        let membership = metrics.membership_config.membership();
+        let membership = self.current_membership().await?;
         if membership.get_joint_config().len() > 1 {
             return Ok(()); // a change is still being committed
         }
@@ -768,8 +770,7 @@ impl Core {
 }
 
 /// The members of the current membership config, voters first.
-fn members_of(metrics: &RaftMetrics<NodeId, Member>) -> Vec<MemberInfo> {
-    let membership = metrics.membership_config.membership();
+fn members_of(membership: &Membership<NodeId, Member>) -> Vec<MemberInfo> {
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let mut members: Vec<MemberInfo> = membership
         .nodes()

@@ -60,6 +60,23 @@ impl Member {
     }
 }
 
+/// Checks a member name: 1 to 63 characters of letters, digits, '-', '.' and '_'. The error
+/// says what is wrong.
+pub fn validate_node_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("node name {name:?} must be 1 to 63 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(format!(
+            "node name {name:?} may only contain letters, digits, '-', '.' and '_'"
+        ));
+    }
+    Ok(())
+}
+
 /// Removes an `http://` or `https://` prefix; URLs without one are returned unchanged.
 pub fn strip_scheme(url: &str) -> &str {
     url.strip_prefix("https://")
