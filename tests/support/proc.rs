@@ -305,19 +305,7 @@ impl ProcCluster {
 
     /// An `etcd-client` connection to one server.
     pub async fn client(&self, index: usize) -> Result<etcd_client::Client> {
-        let pki = hanode_pki::fs::PkiDir::new(&self.servers[0].data_dir);
-        let ca = std::fs::read_to_string(pki.ca_cert())?;
-        let admin = pki.read_pair(pki.admin())?;
-        let tls = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(ca))
-            .identity(etcd_client::Identity::from_pem(
-                admin.cert_pem,
-                admin.key_pem,
-            ));
-        let options = etcd_client::ConnectOptions::new()
-            .with_tls(tls)
-            .with_timeout(Duration::from_secs(3))
-            .with_connect_timeout(Duration::from_secs(1));
+        let options = hanode_testkit::etcd_options(&self.servers[0].data_dir)?;
         Ok(etcd_client::Client::connect([self.servers[index].etcd_url()], Some(options)).await?)
     }
 

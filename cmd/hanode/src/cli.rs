@@ -42,14 +42,7 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response> {
     }
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or(body);
+    let message = hanode_server::client::status_message(&body);
     bail!("{status}: {message}")
 }
 

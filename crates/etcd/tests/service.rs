@@ -130,7 +130,15 @@ async fn snapshot_stream_is_padded_and_checksummed() -> anyhow::Result<()> {
 #[tokio::test]
 async fn keep_alive_of_unknown_lease_answers_zero_ttl() -> anyhow::Result<()> {
     let mut client = serve(Arc::new(MemBackend::default())).await?;
-    let err = client.lease_keep_alive(424242).await.err().map(|e| e.to_string());
-    assert!(err.as_deref().is_some_and(|e| e.contains("lease not found")), "{err:?}");
+    let err = client
+        .lease_keep_alive(424242)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("lease not found")),
+        "{err:?}"
+    );
     Ok(())
 }

@@ -124,8 +124,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/hanode/v1/local-status", get(local_status))
         .route("/hanode/v1/members", get(members))
         .route("/hanode/v1/status", get(cluster_status))
-        .route("/hanode/v1/members/{id}/remove", post(remove_member))
-        .route("/hanode/v1/members/{id}/promote", post(promote_member))
+        .route("/hanode/v1/members/{id}/{action}", post(change_member))
         .with_state(state)
 }
 
@@ -358,24 +357,22 @@ fn member_id(text: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("{text:?} is not a member id (hex)")))
 }
 
-async fn remove_member(
+/// `POST /hanode/v1/members/{id}/remove` and `.../promote`.
+async fn change_member(
     State(state): State<Arc<ApiState>>,
     Extension(identity): Extension<ClientIdentity>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     identity.require(&[MASTERS_ORG])?;
     let id = member_id(&id)?;
-    state.node.member_remove(id).await?;
-    Ok(Json(member_views(&state).await))
-}
-
-async fn promote_member(
-    State(state): State<Arc<ApiState>>,
-    Extension(identity): Extension<ClientIdentity>,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<MemberView>>, ApiError> {
-    identity.require(&[MASTERS_ORG])?;
-    let id = member_id(&id)?;
-    state.node.member_promote(id).await?;
+    match action.as_str() {
+        "remove" => state.node.member_remove(id).await?,
+        "promote" => state.node.member_promote(id).await?,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no member action {other:?}; use remove or promote"
+            )));
+        }
+    };
     Ok(Json(member_views(&state).await))
 }

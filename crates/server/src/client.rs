@@ -28,3 +28,15 @@ pub fn trusting(
         .build()
         .expect("a client from a rustls config always builds"))
 }
+
+/// The `message` of a Kubernetes `Status` error body, or the body itself.
+pub fn status_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| body.to_string())
+}

@@ -135,14 +135,7 @@ pub async fn request_join(
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| {
-                v.get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or(body);
+        let message = crate::client::status_message(&body);
         return Err(JoinError::Refused {
             status: status.as_u16(),
             message,

@@ -334,12 +334,7 @@ impl KvBackend for StoreNode {
     async fn defragment(&self) -> KvResult<ResponseHeader> {
         let db = self.shared().db.clone();
         tokio::task::spawn_blocking(move || {
-            for name in [
-                crate::db::CF_LOG,
-                crate::db::CF_REVS,
-                crate::db::CF_LEASES,
-                crate::db::CF_META,
-            ] {
+            for name in crate::db::ALL_CFS {
                 db.compact_range_cf(crate::db::cf(&db, name), None::<&[u8]>, None::<&[u8]>);
             }
         })

@@ -31,7 +31,7 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options.set_max_background_jobs(2);
     options.set_keep_log_file_num(4);
-    let families = [CF_LOG, CF_RAFT, CF_REVS, CF_LEASES, CF_META]
+    let families = ALL_CFS
         .into_iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     Ok(Arc::new(DB::open_cf_descriptors(&options, dir, families)?))
@@ -58,10 +58,12 @@ pub fn get<T: DeserializeOwned>(db: &DB, cf_name: &str, key: &[u8]) -> Result<Op
     }
 }
 
-/// Bytes of state-machine data on disk and in memtables: what the space quota counts.
-pub fn state_size_bytes(db: &DB) -> u64 {
+/// All column families.
+pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT, CF_REVS, CF_LEASES, CF_META];
+
+fn size_of(db: &DB, families: &[&str]) -> u64 {
     let mut total = 0;
-    for name in STATE_CFS {
+    for name in families {
         for property in [
             "rocksdb.total-sst-files-size",
             "rocksdb.cur-size-all-mem-tables",
@@ -76,20 +78,12 @@ pub fn state_size_bytes(db: &DB) -> u64 {
     total
 }
 
+/// Bytes of state-machine data on disk and in memtables: what the space quota counts.
+pub fn state_size_bytes(db: &DB) -> u64 {
+    size_of(db, &STATE_CFS)
+}
+
 /// Bytes of the whole database (log included), as `endpoint status` reports DB SIZE.
 pub fn total_size_bytes(db: &DB) -> u64 {
-    let mut total = 0;
-    for name in [CF_LOG, CF_RAFT, CF_REVS, CF_LEASES, CF_META] {
-        for property in [
-            "rocksdb.total-sst-files-size",
-            "rocksdb.cur-size-all-mem-tables",
-        ] {
-            total += db
-                .property_int_value_cf(cf(db, name), property)
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-        }
-    }
-    total
+    size_of(db, &ALL_CFS)
 }

@@ -442,57 +442,18 @@ impl Core {
         retain: bool,
         deadline: Instant,
     ) -> KvResult<()> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let attempt =
-                tokio::time::timeout(left, self.raft.change_membership(change.clone(), retain));
-            match attempt.await {
-                Err(_) => return Err(KvError::Timeout),
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                    return Err(KvError::NoLeader);
-                }
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                    ChangeMembershipError::InProgress(_),
-                )))) => {
-                    // Queued behind the change being committed, never failed.
-                    if Instant::now() >= deadline {
-                        return Err(KvError::Timeout);
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Ok(Err(RaftError::APIError(e))) => {
-                    return Err(KvError::InvalidArgument(e.to_string()));
-                }
-                Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
-            }
-        }
+        retry_while_in_progress(deadline, || {
+            self.raft.change_membership(change.clone(), retain)
+        })
+        .await
     }
 
+    /// Adds a learner without waiting for it to catch up (it may not be running yet).
     async fn add_learner(&self, id: NodeId, member: Member, deadline: Instant) -> KvResult<()> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.raft.add_learner(id, member.clone(), false)).await
-            {
-                Err(_) => return Err(KvError::Timeout),
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                    return Err(KvError::NoLeader);
-                }
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                    ChangeMembershipError::InProgress(_),
-                )))) => {
-                    if Instant::now() >= deadline {
-                        return Err(KvError::Timeout);
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Ok(Err(RaftError::APIError(e))) => {
-                    return Err(KvError::InvalidArgument(e.to_string()));
-                }
-                Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
-            }
-        }
+        retry_while_in_progress(deadline, || {
+            self.raft.add_learner(id, member.clone(), false)
+        })
+        .await
     }
 
     async fn add_member(&self, member: Member, deadline: Instant) -> KvResult<ForwardResponse> {
@@ -765,6 +726,40 @@ impl Core {
                 Err(KvError::LeaseNotFound { .. }) => {}
                 Err(e) => tracing::debug!(lease = id, error = %e, "lease expiry not committed yet"),
             }
+        }
+    }
+}
+
+type MembershipResult = Result<
+    openraft::raft::ClientWriteResponse<crate::types::TypeConfig>,
+    RaftError<NodeId, ClientWriteError<NodeId, Member>>,
+>;
+
+/// Runs a membership write until it is accepted: a change that finds another one still being
+/// committed waits its turn (joins are queued, never failed).
+async fn retry_while_in_progress<F, Fut>(deadline: Instant, mut attempt: F) -> KvResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = MembershipResult>,
+{
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, attempt()).await {
+            Err(_) => return Err(KvError::Timeout),
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                return Err(KvError::NoLeader);
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(_),
+            )))) => {
+                if Instant::now() >= deadline {
+                    return Err(KvError::Timeout);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(Err(RaftError::APIError(e))) => return Err(KvError::InvalidArgument(e.to_string())),
+            Ok(Err(RaftError::Fatal(_))) => return Err(KvError::Stopped),
         }
     }
 }

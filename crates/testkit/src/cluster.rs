@@ -322,23 +322,11 @@ impl TestCluster {
     /// An etcd v3 client (the `etcd-client` crate) for the servers at `indexes`, with the
     /// cluster's admin certificate.
     pub async fn etcd_client(&self, indexes: &[usize]) -> Result<etcd_client::Client> {
-        let pki = hanode_pki::fs::PkiDir::new(&self.slots[0].data_dir);
-        let ca = std::fs::read_to_string(pki.ca_cert())?;
-        let admin = pki.read_pair(pki.admin())?;
-        let tls = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(ca))
-            .identity(etcd_client::Identity::from_pem(
-                admin.cert_pem,
-                admin.key_pem,
-            ));
+        let options = crate::etcd_options(&self.slots[0].data_dir)?;
         let endpoints: Vec<String> = indexes
             .iter()
             .map(|i| self.server(*i).urls().etcd.clone())
             .collect();
-        let options = etcd_client::ConnectOptions::new()
-            .with_tls(tls)
-            .with_timeout(Duration::from_secs(5))
-            .with_connect_timeout(Duration::from_secs(2));
         Ok(etcd_client::Client::connect(endpoints, Some(options)).await?)
     }
 

@@ -20,3 +20,20 @@ pub fn init() {
             .try_init();
     });
 }
+
+/// etcd-client options with the admin certificate of the server whose data dir is given.
+pub fn etcd_options(data_dir: &std::path::Path) -> anyhow::Result<etcd_client::ConnectOptions> {
+    let pki = hanode_pki::fs::PkiDir::new(data_dir);
+    let ca = std::fs::read_to_string(pki.ca_cert())?;
+    let admin = pki.read_pair(pki.admin())?;
+    let tls = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(ca))
+        .identity(etcd_client::Identity::from_pem(
+            admin.cert_pem,
+            admin.key_pem,
+        ));
+    Ok(etcd_client::ConnectOptions::new()
+        .with_tls(tls)
+        .with_timeout(std::time::Duration::from_secs(3))
+        .with_connect_timeout(std::time::Duration::from_secs(1)))
+}
