@@ -448,6 +448,23 @@ impl Core {
         .await
     }
 
+    /// Replaces a member's name and URLs, keeping whether it stays a learner.
+    async fn update_member(
+        &self,
+        id: NodeId,
+        old: &Member,
+        new: Member,
+        deadline: Instant,
+    ) -> KvResult<()> {
+        let member = Member {
+            stay_learner: old.stay_learner,
+            ..new
+        };
+        let update = BTreeMap::from([(id, member)]);
+        self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
+            .await
+    }
+
     /// Adds a learner without waiting for it to catch up (it may not be running yet).
     async fn add_learner(&self, id: NodeId, member: Member, deadline: Instant) -> KvResult<()> {
         retry_while_in_progress(deadline, || {
@@ -479,15 +496,7 @@ impl Core {
                 )));
             }
             if *node != member {
-                let update = BTreeMap::from([(
-                    *id,
-                    Member {
-                        stay_learner: node.stay_learner,
-                        ..member
-                    },
-                )]);
-                self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
-                    .await?;
+                self.update_member(*id, node, member, deadline).await?;
             }
             return Ok(ForwardResponse::Member(*id, self.current_members().await?));
         }
@@ -497,15 +506,7 @@ impl Core {
         {
             if node.name.is_empty() && !member.name.is_empty() {
                 // A member announced with `member add` is starting: it keeps its id.
-                let update = BTreeMap::from([(
-                    *id,
-                    Member {
-                        stay_learner: node.stay_learner,
-                        ..member
-                    },
-                )]);
-                self.change_membership(ChangeMembers::SetNodes(update), true, deadline)
-                    .await?;
+                self.update_member(*id, node, member, deadline).await?;
                 return Ok(ForwardResponse::Member(*id, self.current_members().await?));
             }
             return Err(KvError::PeerUrlExists);
