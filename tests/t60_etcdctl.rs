@@ -439,10 +439,12 @@ async fn leader_sigkill_loses_no_acknowledged_write() -> Result<()> {
         );
     }
 
-    c.servers[leader].start(&[])?;
+    // Restarting with --init again is harmless: the data dir already holds the member.
+    c.servers[leader].start(&["--init".into()])?;
     c.servers[leader]
         .wait_ready(Duration::from_secs(30))
         .await?;
+    assert!(c.servers[leader].log().contains("ignoring --init/--join"));
     let rejoined = c.client(leader).await?;
     wait::for_true(
         Duration::from_secs(20),
