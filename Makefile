@@ -9,7 +9,7 @@ APT_PACKAGES := etcd-client protobuf-compiler libclang1-14 libclang-common-14-de
 DATA_DIR ?= $(CURDIR)/.hanode/data
 ADDRESS ?= 127.0.0.1
 
-.PHONY: deps build run test lint fmt verify clean-data
+.PHONY: deps build run test lint fmt verify clean-data bench
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup.rs) first"; exit 1; }
@@ -39,6 +39,10 @@ fmt:
 	$(CARGO) fmt --all
 
 verify: lint test
+
+# hanode and etcd 3.4 side by side on loopback (SCALE, ROUNDS, ONLY tune it); see docs/BENCHMARKS.md.
+bench: deps
+	cmd/hanode-bench/side-by-side.sh
 
 clean-data:
 	rm -rf $(CURDIR)/.hanode

@@ -247,3 +247,23 @@ async fn lease_expiry_survives_leader_change() -> anyhow::Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// A leader that stops answering (paused, like SIGSTOP) is replaced, and writes through the
+/// others resume, within a few election timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_leader_is_replaced() -> anyhow::Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let leader = cluster.leader(Duration::from_secs(5)).await?;
+    let rest: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let paused_at = tokio::time::Instant::now();
+    cluster.pause(leader);
+    let new_leader = cluster.leader_among(&rest, Duration::from_secs(10)).await?;
+    let elected = paused_at.elapsed();
+    cluster.node(rest[0]).put(put("after-pause", "1")).await?;
+    let resumed = paused_at.elapsed();
+    println!("paused leader: new leader after {elected:?}, first write after {resumed:?}");
+    assert_ne!(new_leader, leader);
+    cluster.heal();
+    cluster.shutdown().await;
+    Ok(())
+}

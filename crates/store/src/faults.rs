@@ -14,6 +14,7 @@ use hanode_types::NodeId;
 #[derive(Debug, Default)]
 pub struct Faults {
     blocked: RwLock<HashSet<(NodeId, NodeId)>>,
+    paused: RwLock<HashSet<NodeId>>,
     delays: RwLock<HashMap<(NodeId, NodeId), Duration>>,
 }
 
@@ -24,6 +25,8 @@ pub enum Verdict {
     Deliver(Option<Duration>),
     /// Drop: the target is unreachable.
     Drop,
+    /// The target is paused (SIGSTOP-like): the call hangs until resumed or timed out.
+    Hang,
 }
 
 impl Faults {
@@ -34,6 +37,11 @@ impl Faults {
 
     /// What an RPC from `from` to `to` must suffer now.
     pub fn check(&self, from: NodeId, to: NodeId) -> Verdict {
+        let paused = self.paused.read().unwrap_or_else(|p| p.into_inner());
+        if paused.contains(&to) || paused.contains(&from) {
+            return Verdict::Hang;
+        }
+        drop(paused);
         if self
             .blocked
             .read()
@@ -90,8 +98,26 @@ impl Faults {
             .insert((from, to), delay);
     }
 
+    /// Pauses a member as SIGSTOP would: connections stay open, nothing is answered.
+    pub fn pause(&self, node: NodeId) {
+        self.paused
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node);
+    }
+
+    /// Whether calls between `from` and `to` are still paused.
+    pub fn is_paused(&self, from: NodeId, to: NodeId) -> bool {
+        let paused = self.paused.read().unwrap_or_else(|p| p.into_inner());
+        paused.contains(&from) || paused.contains(&to)
+    }
+
     /// Removes every fault.
     pub fn heal(&self) {
+        self.paused
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.blocked
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -126,6 +126,21 @@ impl PeerNetwork {
             }
             Verdict::Deliver(Some(delay)) => tokio::time::sleep(delay).await,
             Verdict::Deliver(None) => {}
+            Verdict::Hang => {
+                // Like a stopped process: no answer until resumed, or the caller gives up.
+                let resumed = async {
+                    while self.faults.is_paused(self.self_id, target) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                let limit = timeout.unwrap_or(Duration::from_secs(3600));
+                if tokio::time::timeout(limit, resumed).await.is_err() {
+                    return Err(PeerError::Failed(
+                        target,
+                        "timed out: the peer is paused".into(),
+                    ));
+                }
+            }
         }
         let channel = self
             .channel(member)
@@ -139,11 +154,21 @@ impl PeerNetwork {
         if let Some(timeout) = timeout {
             req.set_timeout(timeout);
         }
-        let result = match method {
-            Method::AppendEntries => client.append_entries(req).await,
-            Method::Vote => client.vote(req).await,
-            Method::InstallSnapshot => client.install_snapshot(req).await,
-            Method::Forward => client.forward(req).await,
+        let call = async {
+            match method {
+                Method::AppendEntries => client.append_entries(req).await,
+                Method::Vote => client.vote(req).await,
+                Method::InstallSnapshot => client.install_snapshot(req).await,
+                Method::Forward => client.forward(req).await,
+            }
+        };
+        // The grpc-timeout header only tells the server; a peer that stopped (SIGSTOP, a dead
+        // link) never answers, so the caller enforces the deadline itself.
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| PeerError::Failed(target, format!("no answer within {limit:?}")))?,
+            None => call.await,
         };
         let blob = result
             .map_err(|status| classify(target, status))?

@@ -239,15 +239,21 @@ impl TestCluster {
         self.leader_among(&self.live(), timeout).await
     }
 
-    /// Waits until the membership seen by the leader has `voters` voters.
+    /// Waits until the leader's membership has exactly `voters` voters and no change is in
+    /// flight (a joint configuration still needs the old voters for a quorum).
     pub async fn wait_voters(&self, voters: usize, timeout: Duration) -> Result<()> {
-        wait::for_true(timeout, &format!("{voters} voters"), || async {
-            let Ok(leader) = self.leader(Duration::from_millis(1)).await else {
-                return false;
-            };
-            let members = self.node(leader).local_members();
-            members.iter().filter(|m| !m.is_learner).count() == voters
-        })
+        wait::for_true(
+            timeout,
+            &format!("{voters} voters, no change in flight"),
+            || async {
+                let Ok(leader) = self.leader(Duration::from_millis(1)).await else {
+                    return false;
+                };
+                let metrics = self.node(leader).metrics();
+                let membership = metrics.membership_config.membership();
+                membership.get_joint_config().len() == 1 && membership.voter_ids().count() == voters
+            },
+        )
         .await
     }
 
@@ -285,6 +291,11 @@ impl TestCluster {
             .collect();
         let refs: Vec<&[NodeId]> = ids.iter().map(|g| g.as_slice()).collect();
         self.faults.partition(&refs);
+    }
+
+    /// Pauses the server at `index` as SIGSTOP would (its peers' calls hang).
+    pub fn pause(&self, index: usize) {
+        self.faults.pause(self.slots[index].node_id);
     }
 
     /// Delays traffic from one server to another.
