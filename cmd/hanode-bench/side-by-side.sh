@@ -106,8 +106,8 @@ row "range serializable"    range --consistency s --clients 16 --total "$(n 4000
 row "txn 16 clients"    txn-put --clients 16 --total "$(n 20000)"
 row "watch latency"         watch-latency --conns 4 --total "$(n 2000)"
 row "lease keep-alive"      lease-keepalive --clients 16 --total "$(n 20000)"
-row "failover kill"         failover --fault kill --rounds 1 --restart-log "$WORK/restarted.log"
-row "failover stop 5s"      failover --fault stop --stop-secs 5 --rounds 1
+row "failover kill"         failover --fault kill --restart-log "$WORK/restarted.log"
+row "failover stop 5s"      failover --fault stop --stop-secs 5
 row "footprint"             footprint --clients 16 --total "$(n 10000)"
 
 if [[ "cold start" =~ $ONLY ]]; then
@@ -119,7 +119,7 @@ if [[ "cold start" =~ $ONLY ]]; then
   echo "hanode: $(( $(now_ms) - t0 )) ms to /readyz ok" | tee -a "$OUT"
   t0=$(now_ms)
   etcd --name cold --data-dir "$WORK/ecold" --listen-client-urls https://127.0.30.2:2379 --advertise-client-urls https://127.0.30.2:2379 \
-    --listen-peer-urls https://127.0.30.2:2380 --initial-advertise-peer-urls https://127.0.30.2:2380 --initial-cluster cold=https://127.0.30.2:2380 \
+    --listen-peer-urls http://127.0.30.2:2380 --initial-advertise-peer-urls http://127.0.30.2:2380 --initial-cluster cold=http://127.0.30.2:2380 \
     --cert-file "$EPKI/server.crt" --key-file "$EPKI/server.key" --trusted-ca-file "$EPKI/ca.crt" --client-cert-auth \
     --logger zap --log-level warn >>"$WORK/ecold.log" 2>&1 &
   disown

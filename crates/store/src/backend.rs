@@ -30,7 +30,7 @@ impl StoreNode {
 
     /// Refuses space-consuming writes past the quota, raising the NOSPACE alarm once.
     async fn check_quota(&self) -> KvResult<()> {
-        if self.state_size_bytes() <= self.core().config.quota_bytes {
+        if self.core().state_size_cached() <= self.core().config.quota_bytes {
             return Ok(());
         }
         let alarm = AlarmMember {
@@ -312,6 +312,9 @@ impl KvBackend for StoreNode {
         member_id: NodeId,
         alarm: Option<AlarmType>,
     ) -> KvResult<(ResponseHeader, Vec<AlarmMember>)> {
+        if action == AlarmAction::Deactivate {
+            self.core().invalidate_size_cache();
+        }
         let alarms = match (action, alarm) {
             (AlarmAction::Get, _) | (_, None) => self.shared().read().mvcc.alarms(),
             (action, Some(alarm)) => match self
@@ -340,6 +343,7 @@ impl KvBackend for StoreNode {
         })
         .await
         .map_err(|e| KvError::Storage(e.to_string()))?;
+        self.core().invalidate_size_cache();
         let revision = self.shared().read().mvcc.revision();
         Ok(self.header(revision))
     }

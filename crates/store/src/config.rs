@@ -52,7 +52,7 @@ impl StoreConfig {
             election_timeout_ms_max: 1000,
             snapshot_logs_since_last: 10_000,
             logs_to_keep_after_snapshot: 1_000,
-            max_payload_entries: 64,
+            max_payload_entries: 256,
             request_timeout: Duration::from_secs(5),
             quota_bytes: 2 << 30,
             min_lease_ttl_secs: 2,

@@ -26,7 +26,7 @@ use crate::faults::{Faults, Verdict};
 use crate::types::{ForwardRequest, ForwardResponse, TypeConfig};
 
 /// Largest peer message (a batch of entries or a snapshot chunk).
-pub const MAX_PEER_MESSAGE_BYTES: usize = 128 << 20;
+pub const MAX_PEER_MESSAGE_BYTES: usize = 512 << 20;
 
 /// How the transport authenticates: the cluster CA and this member's peer certificate.
 #[derive(Clone, Debug)]

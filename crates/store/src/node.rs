@@ -24,7 +24,79 @@ use crate::faults::Faults;
 use crate::log_store::LogStore;
 use crate::network::{PeerError, PeerNetwork, PeerTls};
 use crate::state_machine::{Shared, StateMachine};
-use crate::types::{ForwardRequest, ForwardResponse, LearnerState, MemberStatus, Raft};
+use crate::types::{ForwardRequest, ForwardResponse, LearnerState, MemberStatus, Proposal, Raft};
+
+/// Batches proposed at once; more concurrent requests wait and join a larger batch.
+const MAX_INFLIGHT_BATCHES: usize = 4;
+
+/// Commands in one batch.
+const MAX_BATCH_COMMANDS: usize = 512;
+
+/// Approximate key and value bytes in one batch.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// A command waiting to be proposed.
+struct Pending {
+    command: Command,
+    done: tokio::sync::oneshot::Sender<KvResult<Applied>>,
+}
+
+/// Rough size of a command, for batch limits.
+fn command_bytes(command: &Command) -> usize {
+    fn op_bytes(op: &hanode_kv::RequestOp) -> usize {
+        match op {
+            hanode_kv::RequestOp::Put(p) => p.key.len() + p.value.len(),
+            hanode_kv::RequestOp::Txn(t) => t.success.iter().chain(&t.failure).map(op_bytes).sum(),
+            hanode_kv::RequestOp::Range(r) => r.key.len(),
+            hanode_kv::RequestOp::DeleteRange(d) => d.key.len(),
+        }
+    }
+    64 + match command {
+        Command::Put(p) => p.key.len() + p.value.len(),
+        Command::Txn(t) => t.success.iter().chain(&t.failure).map(op_bytes).sum(),
+        _ => 0,
+    }
+}
+
+/// Groups concurrent proposals into log entries: waits for the first, then takes whatever else
+/// is queued (up to the limits), with at most [`MAX_INFLIGHT_BATCHES`] entries in flight. Under
+/// light load every command goes alone at once; under heavy load batches grow.
+async fn run_batcher(
+    core: Weak<Core>,
+    slots: Arc<tokio::sync::Semaphore>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Pending>,
+) {
+    use std::sync::atomic::Ordering;
+    while let Some(first) = queue.recv().await {
+        queued.fetch_sub(1, Ordering::SeqCst);
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        let mut bytes = command_bytes(&batch[0].command);
+        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(next) => {
+                    queued.fetch_sub(1, Ordering::SeqCst);
+                    bytes += command_bytes(&next.command);
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(core) = core.upgrade() else { return };
+        tokio::spawn(async move {
+            let (commands, waiters): (Vec<Command>, Vec<_>) =
+                batch.into_iter().map(|p| (p.command, p.done)).unzip();
+            let results = core.propose_batch(commands).await;
+            drop(slot);
+            for (waiter, result) in waiters.into_iter().zip(results) {
+                let _ = waiter.send(result);
+            }
+        });
+    }
+}
 
 /// How often the leader checks lease deadlines and learners.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +110,15 @@ pub(crate) struct Core {
     network: PeerNetwork,
     lessor: Mutex<Lessor>,
     membership_lock: Mutex<()>,
+    /// Commands waiting for the batcher.
+    proposals: tokio::sync::mpsc::UnboundedSender<Pending>,
+    /// How many commands wait in `proposals`.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Batches that may be in flight at once.
+    batch_slots: Arc<tokio::sync::Semaphore>,
+    /// State size in bytes and when it was measured: reading
+    /// RocksDB's properties on every write would cost more than the write.
+    size_cache: std::sync::Mutex<(u64, Option<Instant>)>,
 }
 
 /// A running store member.
@@ -76,6 +157,9 @@ impl StoreNode {
         )
         .await
         .map_err(|e| StoreError::Open(e.to_string()))?;
+        let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let batch_slots = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT_BATCHES));
         let core = Arc::new(Core {
             id: config.node_id,
             config,
@@ -84,11 +168,21 @@ impl StoreNode {
             network,
             lessor: Mutex::new(Lessor::new()),
             membership_lock: Mutex::new(()),
+            size_cache: std::sync::Mutex::new((0, None)),
+            proposals,
+            queued: queued.clone(),
+            batch_slots: batch_slots.clone(),
         });
         let housekeeping = tokio::spawn(housekeeping(Arc::downgrade(&core)));
+        let batcher = tokio::spawn(run_batcher(
+            Arc::downgrade(&core),
+            batch_slots,
+            queued,
+            queue,
+        ));
         Ok(StoreNode {
             core,
-            tasks: Arc::new(std::sync::Mutex::new(vec![housekeeping])),
+            tasks: Arc::new(std::sync::Mutex::new(vec![housekeeping, batcher])),
         })
     }
 
@@ -226,7 +320,28 @@ impl ForwardRequest {
     }
 }
 
+/// How long a measured state size is reused by the quota check.
+const SIZE_CACHE_TTL: Duration = Duration::from_millis(200);
+
 impl Core {
+    /// Bytes of state-machine data, measured at most every [`SIZE_CACHE_TTL`].
+    pub(crate) fn state_size_cached(&self) -> u64 {
+        let mut cache = self.size_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = cache.1.is_some_and(|at| at.elapsed() < SIZE_CACHE_TTL);
+        if !fresh {
+            *cache = (
+                crate::db::state_size_bytes(&self.shared.db),
+                Some(Instant::now()),
+            );
+        }
+        cache.0
+    }
+
+    /// Forgets the measured state size (after space was freed), so the next write measures.
+    pub(crate) fn invalidate_size_cache(&self) {
+        self.size_cache.lock().unwrap_or_else(|p| p.into_inner()).1 = None;
+    }
+
     fn metrics(&self) -> RaftMetrics<NodeId, Member> {
         self.raft.metrics().borrow().clone()
     }
@@ -258,12 +373,20 @@ impl Core {
     ) -> KvResult<ForwardResponse> {
         let mut leaderless_since: Option<Instant> = None;
         loop {
-            let metrics = self.metrics();
-            let outcome = match metrics.current_leader {
+            // Only the leader and its address are needed: no clone of the whole metrics.
+            let (known_leader, leader_member) = {
+                let watch = self.raft.metrics();
+                let metrics = watch.borrow();
+                let leader = metrics.current_leader;
+                let member = leader
+                    .and_then(|l| metrics.membership_config.membership().get_node(&l).cloned());
+                (leader, member)
+            };
+            let outcome = match known_leader {
                 Some(leader) if leader == self.id => {
                     self.handle_local(request.clone(), deadline).await
                 }
-                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                Some(leader) => match &leader_member {
                     Some(member) => {
                         // A leader that stopped answering must not hold the request until its
                         // deadline: give each attempt at most about two election timeouts.
@@ -293,7 +416,7 @@ impl Core {
                     }
                     // Wait for a leader change, or a little while if none comes.
                     let mut watch = self.raft.metrics();
-                    let known = metrics.current_leader;
+                    let known = known_leader;
                     let _ = tokio::time::timeout(Duration::from_millis(50), async {
                         while watch.changed().await.is_ok() {
                             if watch.borrow().current_leader != known {
@@ -358,17 +481,49 @@ impl Core {
     }
 
     async fn propose_local(&self, command: Command, left: Duration) -> KvResult<Applied> {
-        match tokio::time::timeout(left, self.raft.client_write(command)).await {
-            Err(_) => Err(KvError::Timeout),
-            Ok(Ok(response)) => match response.data.0 {
-                Some(result) => result,
-                None => Err(KvError::Storage("a command produced no result".into())),
-            },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(KvError::NoLeader)
+        use std::sync::atomic::Ordering;
+        // Idle: propose right here, without the hop through the batcher.
+        if self.queued.load(Ordering::SeqCst) == 0
+            && let Ok(slot) = self.batch_slots.clone().try_acquire_owned()
+        {
+            {
+                let proposed = tokio::time::timeout(left, self.propose_batch(vec![command])).await;
+                drop(slot);
+                return match proposed {
+                    Err(_) => Err(KvError::Timeout),
+                    Ok(mut results) => results.pop().unwrap_or(Err(KvError::Stopped)),
+                };
             }
-            Ok(Err(RaftError::APIError(e))) => Err(KvError::Storage(e.to_string())),
-            Ok(Err(RaftError::Fatal(_))) => Err(KvError::Stopped),
+        }
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if self.proposals.send(Pending { command, done }).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(KvError::Stopped);
+        }
+        match tokio::time::timeout(left, result).await {
+            Err(_) => Err(KvError::Timeout),
+            Ok(Err(_)) => Err(KvError::Stopped),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Proposes a batch as one log entry; one result per command, in order.
+    async fn propose_batch(&self, commands: Vec<Command>) -> Vec<KvResult<Applied>> {
+        let count = commands.len();
+        let failed = |e: KvError| (0..count).map(|_| Err(e.clone())).collect();
+        let attempt = self.raft.client_write(Proposal(commands));
+        match tokio::time::timeout(self.config.request_timeout, attempt).await {
+            Err(_) => failed(KvError::Timeout),
+            Ok(Ok(response)) if response.data.0.len() == count => response.data.0,
+            Ok(Ok(_)) => failed(KvError::Storage(
+                "a proposal produced the wrong number of results".into(),
+            )),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                failed(KvError::NoLeader)
+            }
+            Ok(Err(RaftError::APIError(e))) => failed(KvError::Storage(e.to_string())),
+            Ok(Err(RaftError::Fatal(_))) => failed(KvError::Stopped),
         }
     }
 

@@ -235,21 +235,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             state.last_applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => results.push(ApplyResult(None)),
-                EntryPayload::Normal(command) => {
-                    let result = state.mvcc.apply(&shared.revs(), &command, &mut changes);
-                    if let Err(KvError::Storage(reason)) = &result {
-                        // The model may be half-way through this entry: stop rather than diverge.
-                        tracing::error!(index = entry.log_id.index, %reason, "apply failed");
-                        return Err(
-                            StorageIOError::apply(entry.log_id, AnyError::error(reason)).into()
-                        );
+                EntryPayload::Blank => results.push(ApplyResult(Vec::new())),
+                EntryPayload::Normal(proposal) => {
+                    let mut outcomes = Vec::with_capacity(proposal.0.len());
+                    for command in &proposal.0 {
+                        let result = state.mvcc.apply(&shared.revs(), command, &mut changes);
+                        if let Err(KvError::Storage(reason)) = &result {
+                            // The model may be half-way through this command: stop rather than
+                            // diverge.
+                            tracing::error!(index = entry.log_id.index, %reason, "apply failed");
+                            return Err(StorageIOError::apply(
+                                entry.log_id,
+                                AnyError::error(reason),
+                            )
+                            .into());
+                        }
+                        outcomes.push(result);
                     }
-                    results.push(ApplyResult(Some(result)));
+                    results.push(ApplyResult(outcomes));
                 }
                 EntryPayload::Membership(membership) => {
                     state.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    results.push(ApplyResult(None));
+                    results.push(ApplyResult(Vec::new()));
                 }
             }
         }
