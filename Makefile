@@ -9,7 +9,7 @@ APT_PACKAGES := etcd-client protobuf-compiler libclang1-14 libclang-common-14-de
 DATA_DIR ?= $(CURDIR)/.hanode/data
 ADDRESS ?= 127.0.0.1
 
-.PHONY: deps build run test lint fmt verify clean-data bench
+.PHONY: deps build run test lint fmt verify clean-data bench jepsen
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup.rs) first"; exit 1; }
@@ -43,6 +43,12 @@ verify: lint test
 # hanode and etcd 3.4 side by side on loopback (SCALE, ROUNDS, ONLY tune it); see docs/BENCHMARKS.md.
 bench: deps
 	cmd/hanode-bench/side-by-side.sh
+
+# Seeded fault runs (stop/restart, pause, partitions, delays, membership) with a
+# linearizability check of every history; prints the seed of any failing run.
+SEEDS ?= 10
+jepsen: deps
+	$(CARGO) run --release -p hanode-jepsen -- --seeds $(SEEDS)
 
 clean-data:
 	rm -rf $(CURDIR)/.hanode

@@ -3,6 +3,7 @@
 //! and [`wait`] helpers that poll a condition with a deadline instead of sleeping.
 
 mod cluster;
+pub mod jepsen;
 pub mod wait;
 
 pub use cluster::{ClusterOptions, TestCluster};
