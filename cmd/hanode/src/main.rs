@@ -115,6 +115,16 @@ struct ServerArgs {
     /// Space quota of the store in bytes (etcd's --quota-backend-bytes).
     #[arg(long, env = "HANODE_QUOTA_BACKEND_BYTES", default_value_t = 2 << 30)]
     quota_backend_bytes: u64,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "HANODE_HEARTBEAT_INTERVAL_MS", default_value_t = 100)]
+    heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    #[arg(long, env = "HANODE_ELECTION_TIMEOUT_MIN_MS", default_value_t = 400)]
+    election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout; also how long followers keep
+    /// refusing to vote after they last heard from a leader.
+    #[arg(long, env = "HANODE_ELECTION_TIMEOUT_MAX_MS", default_value_t = 800)]
+    election_timeout_max_ms: u64,
 }
 
 impl ServerArgs {
@@ -143,6 +153,9 @@ impl ServerArgs {
             peer_port: self.peer_port,
             tls_sans: self.tls_san,
             quota_bytes: self.quota_backend_bytes,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            election_timeout_ms_min: self.election_timeout_min_ms,
+            election_timeout_ms_max: self.election_timeout_max_ms,
             ..Config::default()
         })
     }

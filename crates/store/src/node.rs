@@ -99,7 +99,7 @@ async fn run_batcher(
 }
 
 /// How often the leader checks lease deadlines and learners.
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Shared core of a member.
 pub(crate) struct Core {
@@ -110,6 +110,10 @@ pub(crate) struct Core {
     network: PeerNetwork,
     lessor: Mutex<Lessor>,
     membership_lock: Mutex<()>,
+    /// Highest term of a vote request received (another follower campaigning).
+    vote_term_seen: std::sync::atomic::AtomicU64,
+    /// The leader that last sent us AppendEntries (heartbeats included), and when.
+    leader_contact: std::sync::Mutex<Option<(NodeId, Instant)>>,
     /// Commands waiting for the batcher.
     proposals: tokio::sync::mpsc::UnboundedSender<Pending>,
     /// How many commands wait in `proposals`.
@@ -169,6 +173,8 @@ impl StoreNode {
             lessor: Mutex::new(Lessor::new()),
             membership_lock: Mutex::new(()),
             size_cache: std::sync::Mutex::new((0, None)),
+            leader_contact: std::sync::Mutex::new(None),
+            vote_term_seen: std::sync::atomic::AtomicU64::new(0),
             proposals,
             queued: queued.clone(),
             batch_slots: batch_slots.clone(),
@@ -335,6 +341,99 @@ impl Core {
             );
         }
         cache.0
+    }
+
+    /// Records that `leader` just reached us.
+    pub(crate) fn note_leader_contact(&self, leader: Option<NodeId>) {
+        if let Some(leader) = leader {
+            *self
+                .leader_contact
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((leader, Instant::now()));
+        }
+    }
+
+    /// Records the term of a vote request received.
+    pub(crate) fn note_vote_request(&self, term: u64) {
+        self.vote_term_seen
+            .fetch_max(term, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Fast failover after a crash: when heartbeats stop and the leader's peer port refuses
+    /// connections, its process is gone (not slow, not partitioned). Then one follower (the
+    /// lowest id) starts an election as soon as the other voters' leader lease has run out,
+    /// instead of waiting for its randomized election timeout and possibly losing a round to
+    /// the lease.
+    async fn watch_leader(&self, pending: &mut Option<Instant>) {
+        let (leader, voters, state) = {
+            let watch = self.raft.metrics();
+            let metrics = watch.borrow();
+            let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+            (metrics.current_leader, voters, metrics.state)
+        };
+        let contact = *self
+            .leader_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (Some(leader), Some((contacted, at))) = (leader, contact) else {
+            return;
+        };
+        if state != ServerState::Follower || leader == self.id || contacted != leader {
+            *pending = None;
+            return;
+        }
+        let silent = at.elapsed();
+        if silent < Duration::from_millis(self.config.heartbeat_interval_ms * 2) {
+            *pending = None;
+            return;
+        }
+        // Followers take turns, lowest id first, so they do not split the vote; a later one
+        // steps in if the first cannot win (a shorter log, say).
+        let mut followers: Vec<NodeId> =
+            voters.iter().copied().filter(|id| *id != leader).collect();
+        followers.sort_unstable();
+        let Some(rank) = followers.iter().position(|id| *id == self.id) else {
+            return;
+        };
+        if let Some(when) = *pending {
+            if Instant::now() >= when {
+                *pending = None;
+                tracing::info!(leader = %format!("{leader:x}"), "leader process is gone: starting an election");
+                // Another follower may have campaigned during the lease (and been refused): a
+                // tie at its term would split the vote, so go one term beyond it.
+                let term = self.raft.metrics().borrow().current_term;
+                let seen = self
+                    .vote_term_seen
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                let elections = (seen + 1).saturating_sub(term).clamp(1, 3);
+                for _ in 0..elections {
+                    let _ = self.raft.trigger().elect().await;
+                }
+            }
+            return;
+        }
+        let Some(member) = self
+            .metrics()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+        else {
+            return;
+        };
+        let probe = tokio::time::timeout(
+            Duration::from_millis(self.config.heartbeat_interval_ms),
+            tokio::net::TcpStream::connect(member.peer_addr().to_string()),
+        )
+        .await;
+        if let Ok(Err(e)) = probe
+            && e.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            // Every voter heard from the leader about when we did: their leases end then.
+            let lease = Duration::from_millis(self.config.election_timeout_ms_max);
+            let turn = Duration::from_millis(10 + 60 * rank as u64);
+            *pending = Some(at + lease + turn);
+        }
     }
 
     /// Forgets the measured state size (after space was freed), so the next write measures.
@@ -939,13 +1038,17 @@ fn members_of(membership: &Membership<NodeId, Member>) -> Vec<MemberInfo> {
 async fn housekeeping(core: Weak<Core>) {
     let mut was_leader = false;
     let mut ticks: u64 = 0;
+    let mut election_at = None;
     loop {
         tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
         let Some(core) = core.upgrade() else { return };
-        core.expire_leases(&mut was_leader).await;
+        core.watch_leader(&mut election_at).await;
         ticks += 1;
+        if ticks.is_multiple_of(4) {
+            core.expire_leases(&mut was_leader).await;
+        }
         if was_leader
-            && ticks.is_multiple_of(3)
+            && ticks.is_multiple_of(12)
             && let Ok(_serialized) = core.membership_lock.try_lock()
         {
             let deadline = Instant::now() + core.config.request_timeout;

@@ -42,12 +42,15 @@ fn encode<T: Serialize>(reply: &T) -> Result<Response<Blob>, Status> {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = decode(request)?;
+        let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> = decode(request)?;
+        self.core
+            .note_leader_contact(rpc.vote.leader_id().voted_for());
         encode(&self.core.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = decode(request)?;
+        let rpc: openraft::raft::VoteRequest<hanode_types::NodeId> = decode(request)?;
+        self.core.note_vote_request(rpc.vote.leader_id().term);
         encode(&self.core.raft.vote(rpc).await)
     }
 
