@@ -60,7 +60,7 @@ voters() { ETCDCTL_API=3 etcdctl --endpoints="$H_EP" --cacert="$HPKI/ca.crt" --c
 wait_for "three hanode voters" voters
 
 echo "== starting etcd $(etcd --version | head -1 | awk '{print $3}') on ${E_IPS[*]}"
-"$BENCH" certs --out "$WORK/epki" --ip "$(IFS=,; echo "${E_IPS[*]}")"
+"$BENCH" certs --out "$WORK/epki" --ip "$(IFS=,; echo "${E_IPS[*]}"),127.0.30.2"
 EPKI="$WORK/epki"
 CLUSTER=$(for i in 0 1 2; do printf 'e%s=https://%s:2380,' "$i" "${E_IPS[$i]}"; done); CLUSTER=${CLUSTER%,}
 for i in 0 1 2; do
