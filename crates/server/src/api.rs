@@ -12,42 +12,32 @@ use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use hanode_kv::KvBackend;
-use hanode_pki::{CertKey, PeerIdentity};
+use hanode_pki::CertKey;
 use hanode_store::{LearnerState, ServerState, StoreNode};
 use hanode_types::{format_id, parse_id};
 
 use crate::certs::{MASTERS_ORG, PEER_ORG};
-use crate::error::ApiError;
 use crate::join::{CACERTS_PATH, JOIN_PATH, JoinHandler, JoinRequest};
+use hanode_apiserver::ClientCertificate;
+use hanode_apiserver::status::ApiError;
 
 /// How long `/readyz` waits for the store barrier.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The client certificate identity on a request's connection, if any.
-#[derive(Clone, Debug, Default)]
-pub struct ClientIdentity(pub Option<PeerIdentity>);
-
-impl ClientIdentity {
-    fn has_org(&self, org: &str) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|id| id.organizations.iter().any(|o| o == org))
-    }
-
-    fn require(&self, orgs: &[&str]) -> Result<(), ApiError> {
-        match &self.0 {
-            None => Err(ApiError::unauthorized(
-                "a client certificate is required (for example <data-dir>/pki/admin.crt and admin.key)",
-            )),
-            Some(id) if !orgs.iter().any(|org| self.has_org(org)) => {
-                Err(ApiError::forbidden(format!(
-                    "user {:?} may not use this endpoint; it needs a certificate of group {}",
-                    id.common_name,
-                    orgs.join(" or ")
-                )))
-            }
-            Some(_) => Ok(()),
+/// Requires a client certificate in one of `orgs`.
+fn require(identity: &ClientCertificate, orgs: &[&str]) -> Result<(), ApiError> {
+    match &identity.0 {
+        None => Err(ApiError::unauthorized(
+            "a client certificate is required (for example <data-dir>/pki/admin.crt and admin.key)",
+        )),
+        Some(id) if !id.organizations.iter().any(|o| orgs.contains(&o.as_str())) => {
+            Err(ApiError::forbidden(format!(
+                "user {:?} may not use this endpoint; it needs a certificate of group {}",
+                id.common_name,
+                orgs.join(" or ")
+            )))
         }
+        Some(_) => Ok(()),
     }
 }
 
@@ -241,9 +231,9 @@ async fn local_status_of(state: &ApiState) -> LocalStatus {
 
 async fn local_status(
     State(state): State<Arc<ApiState>>,
-    Extension(identity): Extension<ClientIdentity>,
+    Extension(identity): Extension<ClientCertificate>,
 ) -> Result<Json<LocalStatus>, ApiError> {
-    identity.require(&[MASTERS_ORG, PEER_ORG])?;
+    require(&identity, &[MASTERS_ORG, PEER_ORG])?;
     Ok(Json(local_status_of(&state).await))
 }
 
@@ -297,17 +287,17 @@ async fn member_views(state: &ApiState) -> Vec<MemberView> {
 
 async fn members(
     State(state): State<Arc<ApiState>>,
-    Extension(identity): Extension<ClientIdentity>,
+    Extension(identity): Extension<ClientCertificate>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
-    identity.require(&[MASTERS_ORG])?;
+    require(&identity, &[MASTERS_ORG])?;
     Ok(Json(member_views(&state).await))
 }
 
 async fn cluster_status(
     State(state): State<Arc<ApiState>>,
-    Extension(identity): Extension<ClientIdentity>,
+    Extension(identity): Extension<ClientCertificate>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
-    identity.require(&[MASTERS_ORG])?;
+    require(&identity, &[MASTERS_ORG])?;
     let mut views = member_views(&state).await;
     let client = crate::client::trusting(&state.ca_pem, Some(&state.admin))
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -360,16 +350,16 @@ fn member_id(text: &str) -> Result<u64, ApiError> {
 /// `POST /hanode/v1/members/{id}/remove` and `.../promote`.
 async fn change_member(
     State(state): State<Arc<ApiState>>,
-    Extension(identity): Extension<ClientIdentity>,
+    Extension(identity): Extension<ClientCertificate>,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
-    identity.require(&[MASTERS_ORG])?;
+    require(&identity, &[MASTERS_ORG])?;
     let id = member_id(&id)?;
     match action.as_str() {
         "remove" => state.node.member_remove(id).await?,
         "promote" => state.node.member_promote(id).await?,
         other => {
-            return Err(ApiError::not_found(format!(
+            return Err(ApiError::bad_request(format!(
                 "no member action {other:?}; use remove or promote"
             )));
         }

@@ -20,8 +20,8 @@ use hanode_store::StoreNode;
 use hanode_types::{ClusterId, Member, NodeId};
 
 use crate::certs::{CA_KEY, issue_member_certs, open_ca};
-use crate::error::ApiError;
 use crate::state::MemberCerts;
+use hanode_apiserver::status::ApiError;
 
 /// Path of the join endpoint.
 pub const JOIN_PATH: &str = "/hanode/v1/join";
@@ -213,7 +213,7 @@ impl JoinHandler {
         hanode_types::validate_node_name(&request.node_name).map_err(ApiError::bad_request)?;
         if request.advertise_address.is_unspecified() {
             return Err(ApiError::bad_request(
-                "the advertise address must not be 0.0.0.0".into(),
+                "the advertise address must not be 0.0.0.0",
             ));
         }
         let ca = self.ca().await?;

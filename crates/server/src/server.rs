@@ -14,18 +14,21 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use hanode_apiserver::metrics::{StoreSnapshot, StoreStats};
+use hanode_apiserver::{ApiConfig, ApiServer};
 use hanode_kv::{KvBackend, PutRequest};
 use hanode_pki::tls::{ALPN_H2, ALPN_HTTP, ClientAuth, server_config};
 use hanode_pki::{ClusterCa, JoinToken, new_secret};
 use hanode_store::{PeerTls, StoreConfig, StoreNode};
 use hanode_types::Member;
 
-use crate::api::{ApiState, ClientIdentity, router};
+use crate::api::{ApiState, router};
 use crate::certs::{CA_KEY, CLUSTER_KEY, PEER_ORG, issue_member_certs, seal_ca};
 use crate::config::{Bootstrap, Config, default_node_name};
 use crate::join::{JoinHandler, JoinRequest, request_join};
 use crate::state::{DataDir, MemberCerts, NodeState};
 use crate::tls;
+use hanode_apiserver::ClientCertificate;
 
 /// How long open requests may run after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -121,6 +124,10 @@ impl Server {
                 .map(|a| a.port())
                 .map_err(|e| ServerError::Io(e.to_string()))
         };
+        let urls_listener_api = listeners
+            .api
+            .local_addr()
+            .map_err(|e| ServerError::Io(e.to_string()))?;
         let urls = Urls {
             api: url(config.advertise_address, port(&listeners.api)?),
             etcd: url(config.advertise_address, port(&listeners.etcd)?),
@@ -263,6 +270,7 @@ impl Server {
 
         // etcd v3 API.
         let backend: Arc<dyn KvBackend> = Arc::new(node.clone());
+        let backend_for_api = backend.clone();
         let etcd_tls = server_config(&certs.server, ClientAuth::Required(&certs.ca_pem), ALPN_H2)?;
         let etcd_conns = tls::accept(listeners.etcd, etcd_tls, None, stop.clone());
         let etcd_config = hanode_etcd::EtcdConfig {
@@ -298,11 +306,42 @@ impl Server {
             ALPN_HTTP,
         )?;
         let api_conns = tls::accept(listeners.api, api_tls, None, stop.clone());
-        tasks.push(tokio::spawn(serve_https(
-            api_conns,
-            router(api_state),
-            stop.clone(),
-        )));
+        let kube_config = ApiConfig {
+            server_address: hanode_types::strip_scheme(&urls.api).to_string(),
+            audit_log: Some(data_dir.root().join("logs").join("audit.log")),
+            token_file: Some(data_dir.root().join("auth").join("tokens.csv")),
+            ..ApiConfig::default()
+        };
+        let stats: Arc<dyn StoreStats> = Arc::new(NodeStats(node.clone()));
+        let kube = ApiServer::new(backend_for_api.clone(), kube_config, Some(stats))
+            .map_err(ServerError::Bootstrap)?;
+        let app = router(api_state).merge(kube.clone().router());
+        tasks.push(tokio::spawn(serve_https(api_conns, app, stop.clone())));
+
+        // What every API server keeps current: default namespaces, its heartbeat and the
+        // `default/kubernetes` Service and Endpoints.
+        let me = hanode_apiserver::services::Endpoint {
+            name: state.node_name.clone(),
+            ip: config.advertise_address.to_string(),
+            port: urls_listener_api.port(),
+        };
+        let store = kube.store().clone();
+        let bootstrap_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Err(e) = hanode_apiserver::services::ensure_default_namespaces(&store).await {
+                tracing::debug!(error = %e.message, "default namespaces not created yet");
+                tokio::select! {
+                    _ = bootstrap_stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            hanode_apiserver::services::run(store, me, bootstrap_stop).await;
+        }));
+        hanode_pki::fs::write_file(
+            &data_dir.root().join("admin.kubeconfig"),
+            crate::kubeconfig::admin_kubeconfig(&urls.api, &certs.ca_pem, &certs.admin).as_bytes(),
+            0o600,
+        )?;
 
         tracing::info!(
             node = %state.node_name,
@@ -356,6 +395,22 @@ impl Server {
             }
         }
         self.node.shutdown().await;
+    }
+}
+
+/// The local store member's Raft state, for `/metrics`.
+struct NodeStats(StoreNode);
+
+impl StoreStats for NodeStats {
+    fn snapshot(&self) -> Option<StoreSnapshot> {
+        let metrics = self.0.metrics();
+        Some(StoreSnapshot {
+            term: metrics.current_term,
+            leader: metrics.current_leader.unwrap_or(0),
+            is_leader: metrics.current_leader == Some(self.0.id()),
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied_index: metrics.last_applied.map_or(0, |l| l.index),
+        })
     }
 }
 
@@ -418,7 +473,7 @@ async fn serve_https(
                 None => break,
             },
         };
-        let service = router.clone().layer(Extension(ClientIdentity(identity)));
+        let service = router.clone().layer(Extension(ClientCertificate(identity)));
         let service = TowerToHyperService::new(
             service.map_request(|req: hyper::Request<hyper::body::Incoming>| req),
         );
