@@ -1,3 +1,4 @@
 //! Shared helpers for the end-to-end tests that drive the real `hanode` binary and `etcdctl`.
 
+pub mod kubectl;
 pub mod proc;

@@ -167,6 +167,9 @@ pub enum Condition {
     None,
     /// Allowed if the pod's `spec.nodeName` is this node.
     PodOnNode(String),
+    /// A create, allowed if the new object's name is this (a node creating its own Node or
+    /// node Lease).
+    NamedAs(String),
 }
 
 fn forbidden(identity: &Identity, attrs: &Attributes<'_>) -> ApiError {
@@ -197,15 +200,15 @@ pub fn authorize(identity: &Identity, attrs: &Attributes<'_>) -> Result<Conditio
         return Err(forbidden(identity, attrs));
     };
     let read = matches!(attrs.verb, "get" | "list" | "watch");
+    let create = attrs.verb == "create" && attrs.name.is_none();
     let allowed = match (attrs.group, attrs.resource, attrs.subresource) {
-        ("", "nodes", _) => {
-            read || attrs.name == Some(node) || (attrs.verb == "create" && attrs.name.is_none())
-        }
-        ("coordination.k8s.io", "leases", None) => {
-            attrs.namespace == Some("kube-node-lease")
-                && (read
-                    || attrs.name == Some(node)
-                    || (attrs.verb == "create" && attrs.name.is_none()))
+        ("", "nodes", None) if create => return Ok(Condition::NamedAs(node.to_string())),
+        ("", "nodes", _) => read || attrs.name == Some(node),
+        ("coordination.k8s.io", "leases", None) if attrs.namespace == Some("kube-node-lease") => {
+            if create {
+                return Ok(Condition::NamedAs(node.to_string()));
+            }
+            read || attrs.name == Some(node)
         }
         ("", "pods", None) => read,
         ("", "pods", Some("status")) => {
@@ -277,6 +280,19 @@ mod tests {
             .is_err()
         );
         assert!(authorize(&n1, &attrs("list", "secrets", Some("default"), None)).is_err());
+        assert_eq!(
+            authorize(&n1, &attrs("create", "nodes", None, None)).expect("conditional"),
+            Condition::NamedAs("n1".into())
+        );
+        assert_eq!(
+            authorize(
+                &n1,
+                &attrs("create", "leases", Some("kube-node-lease"), None)
+            )
+            .expect("conditional"),
+            Condition::NamedAs("n1".into())
+        );
+        assert!(authorize(&n1, &attrs("create", "leases", Some("kube-system"), None)).is_err());
         let status = Attributes {
             subresource: Some("status"),
             ..attrs("patch", "pods", Some("default"), Some("p"))

@@ -321,6 +321,14 @@ impl ApiServer {
             ("create", None) => {
                 let mut object = self.parse_body(&headers, &body)?;
                 self.name_from_generate_name(&mut object);
+                if let Condition::NamedAs(allowed) = &condition
+                    && meta_str(&object, "name") != Some(allowed.as_str())
+                {
+                    return Err(ApiError::forbidden(format!(
+                        "node \"{allowed}\" may only create its own {} (named \"{allowed}\")",
+                        rt.kind
+                    )));
+                }
                 let warnings = admission::validate(rt, ns, &object, validation)?;
                 if let Some(ns) = ns {
                     self.store.require_namespace(ns).await?;
@@ -774,6 +782,7 @@ fn check_precondition(
 fn check_condition(condition: &Condition, current: &Value) -> ApiResult<()> {
     match condition {
         Condition::None => Ok(()),
+        Condition::NamedAs(_) => Ok(()),
         Condition::PodOnNode(node) => {
             if current.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.as_str()) {
                 Ok(())

@@ -140,7 +140,7 @@ async fn ready_checks(node: &StoreNode) -> Vec<(&'static str, Result<(), String>
     vec![
         ("ping", Ok(())),
         ("store-leader", leader),
-        ("store-applied", store),
+        ("store-quorum", store),
     ]
 }
 
