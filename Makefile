@@ -4,8 +4,9 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/hanode/target
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: etcdctl for tests and examples, protoc for etcd's .proto files, libclang for
-# RocksDB's bindgen, curl for raw gRPC checks.
-APT_PACKAGES := etcd-client protobuf-compiler libclang1-14 libclang-common-14-dev curl
+# RocksDB's bindgen, curl for raw gRPC checks, etcd-server (the etcd binary only: tests start
+# their own members; the packaged service, which would hold port 2379, is disabled).
+APT_PACKAGES := etcd-client etcd-server protobuf-compiler libclang1-14 libclang-common-14-dev curl
 DATA_DIR ?= $(CURDIR)/.hanode/data
 ADDRESS ?= 127.0.0.1
 
@@ -17,6 +18,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+		case "$$missing" in *etcd-server*) $(SUDO) systemctl disable --now etcd >/dev/null 2>&1 || true;; esac; \
 	fi
 
 build: deps

@@ -210,21 +210,25 @@ pub struct ProcCluster {
 impl ProcCluster {
     /// Starts n1 with `--init`, then joins n2 and n3, and waits for three voters.
     pub async fn start() -> Result<ProcCluster> {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`ProcCluster::start`], with `extra` arguments for every server (`--role storage`).
+    pub async fn start_with(extra: &[&str]) -> Result<ProcCluster> {
         hanode_testkit::init();
         let dir = tempfile::tempdir()?;
-        let n1 = ProcServer::spawn(
-            dir.path(),
-            "n1",
-            Ipv4Addr::new(127, 0, 0, 1),
-            &["--init".into()],
-        )?;
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let mut init = vec!["--init".to_string()];
+        init.extend(extra.iter().cloned());
+        let n1 = ProcServer::spawn(dir.path(), "n1", Ipv4Addr::new(127, 0, 0, 1), &init)?;
         n1.wait_ready(Duration::from_secs(30)).await?;
         let token = n1.token()?;
         let mut servers = vec![n1];
         for i in 2..=3u8 {
             // n3 joins through n2: any server accepts joins (it opens the sealed CA itself).
             let via = servers.last().map(|s| s.api_url()).unwrap_or_default();
-            let join = vec!["--join".to_string(), via, "--token".into(), token.clone()];
+            let mut join = vec!["--join".to_string(), via, "--token".into(), token.clone()];
+            join.extend(extra.iter().cloned());
             let server = ProcServer::spawn(
                 dir.path(),
                 &format!("n{i}"),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use hanode_server::{Bootstrap, Config, Listeners, Server};
+use hanode_server::{Bootstrap, Config, Listeners, Role, Server, StorageEndpoints};
 
 mod cli;
 
@@ -25,8 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a server: store member, etcd v3 API and HTTPS API.
-    Server(ServerArgs),
+    /// Run a server: store member, etcd v3 API and Kubernetes-style HTTPS API (see --role).
+    Server(Box<ServerArgs>),
     /// List, remove or promote store members.
     Member {
         #[command(subcommand)]
@@ -125,6 +125,42 @@ struct ServerArgs {
     /// refusing to vote after they last heard from a leader.
     #[arg(long, env = "HANODE_ELECTION_TIMEOUT_MAX_MS", default_value_t = 800)]
     election_timeout_max_ms: u64,
+    /// What this server runs: all (store member + Kubernetes API), storage (store member and
+    /// etcd API only) or control-plane (Kubernetes API over --storage-endpoints, no local
+    /// store) [default: all, or what the data dir already holds].
+    #[arg(long, env = "HANODE_ROLE", value_enum)]
+    role: Option<RoleArg>,
+    /// etcd v3 endpoints a control-plane server keeps its data in: hanode storage servers or an
+    /// etcd cluster (comma-separated https:// or http:// URLs).
+    #[arg(long, env = "HANODE_STORAGE_ENDPOINTS", value_delimiter = ',')]
+    storage_endpoints: Vec<String>,
+    /// CA of the storage endpoints' serving certificates (PEM).
+    #[arg(long, env = "HANODE_STORAGE_CAFILE")]
+    storage_cafile: Option<PathBuf>,
+    /// Client certificate for the storage endpoints (PEM; for hanode storage servers, their
+    /// pki/admin.crt).
+    #[arg(long, env = "HANODE_STORAGE_CERTFILE")]
+    storage_certfile: Option<PathBuf>,
+    /// Key of --storage-certfile (PEM).
+    #[arg(long, env = "HANODE_STORAGE_KEYFILE")]
+    storage_keyfile: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    All,
+    Storage,
+    ControlPlane,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::All => Role::All,
+            RoleArg::Storage => Role::Storage,
+            RoleArg::ControlPlane => Role::ControlPlane,
+        }
+    }
 }
 
 impl ServerArgs {
@@ -140,8 +176,26 @@ impl ServerArgs {
         let advertise_address = self
             .advertise_address
             .unwrap_or_else(hanode_server::default_advertise_address);
+        let storage = if self.storage_endpoints.is_empty() {
+            anyhow::ensure!(
+                self.storage_cafile.is_none()
+                    && self.storage_certfile.is_none()
+                    && self.storage_keyfile.is_none(),
+                "--storage-cafile/--storage-certfile/--storage-keyfile need --storage-endpoints"
+            );
+            None
+        } else {
+            Some(StorageEndpoints {
+                endpoints: self.storage_endpoints,
+                ca_file: self.storage_cafile,
+                cert_file: self.storage_certfile,
+                key_file: self.storage_keyfile,
+            })
+        };
         Ok(Config {
             bootstrap,
+            role: self.role.map(Role::from),
+            storage,
             node_name: self
                 .node_name
                 .unwrap_or_else(hanode_server::default_node_name),
@@ -167,13 +221,28 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let data_dir = config.data_dir.clone();
     let listeners = Listeners::bind(&config).await?;
     let server = Server::build(config, listeners).await?;
-    println!(
-        "hanode server {name} is running\n  API:         {api}\n  etcd:        {etcd}\n  join token:  {dir}/token\n  admin certs: {dir}/pki/ca.crt {dir}/pki/admin.crt {dir}/pki/admin.key\n  try:         etcdctl --endpoints {etcd} --cacert {dir}/pki/ca.crt --cert {dir}/pki/admin.crt --key {dir}/pki/admin.key member list",
-        name = server.state().node_name,
+    let state = server.state();
+    let dir = data_dir.display();
+    let mut banner = format!(
+        "hanode server {name} is running (--role {role})\n  API:         {api}\n  join token:  {dir}/token\n  admin certs: {dir}/pki/ca.crt {dir}/pki/admin.crt {dir}/pki/admin.key\n",
+        name = state.node_name,
+        role = state.role,
         api = server.urls().api,
-        etcd = server.urls().etcd,
-        dir = data_dir.display(),
     );
+    if state.role.serves_kubernetes() {
+        banner.push_str(&format!(
+            "  kubectl:     KUBECONFIG={dir}/admin.kubeconfig kubectl get namespaces\n"
+        ));
+    }
+    if state.role.has_store() {
+        banner.push_str(&format!(
+            "  etcd:        {etcd}\n  etcdctl:     etcdctl --endpoints {etcd} --cacert {dir}/pki/ca.crt --cert {dir}/pki/admin.crt --key {dir}/pki/admin.key member list\n",
+            etcd = server.urls().etcd,
+        ));
+    } else if let Some(storage) = &state.storage {
+        banner.push_str(&format!("  storage:     {}\n", storage.endpoints.join(",")));
+    }
+    print!("{banner}");
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
@@ -214,7 +283,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => run_server(args).await,
+            Command::Server(args) => run_server(*args).await,
             Command::Member { action, client } => match action {
                 MemberAction::List => cli::member_list(&client).await,
                 MemberAction::Remove { id } => cli::member_change(&client, &id, "remove").await,

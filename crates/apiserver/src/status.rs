@@ -73,7 +73,12 @@ impl ApiError {
         .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
-    /// 404 for a path nothing is served at.
+    /// 404 with a message of the caller's.
+    pub fn not_found_message(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "NotFound", message.into())
+    }
+
+    /// 404 for a path no handler serves.
     pub fn no_route(path: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -41,13 +41,11 @@ fn require(identity: &ClientCertificate, orgs: &[&str]) -> Result<(), ApiError> 
     }
 }
 
-/// What the API handlers share.
+/// What the API handlers of a store member share.
 pub struct ApiState {
     /// The store member.
     pub node: StoreNode,
-    /// Joins into this cluster.
-    pub joins: JoinHandler,
-    /// The CA certificate served on `/cacerts`.
+    /// The cluster CA certificate.
     pub ca_pem: String,
     /// This server's client identity for calls to other members.
     pub admin: CertKey,
@@ -103,19 +101,75 @@ pub struct MemberView {
     pub status_error: String,
 }
 
-/// Builds the API router.
+/// Builds the API router of a store member (health, member and status endpoints).
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/healthz", get(readyz))
-        .route(CACERTS_PATH, get(cacerts))
-        .route(JOIN_PATH, post(join))
         .route("/hanode/v1/local-status", get(local_status))
         .route("/hanode/v1/members", get(members))
         .route("/hanode/v1/status", get(cluster_status))
         .route("/hanode/v1/members/{id}/{action}", post(change_member))
         .with_state(state)
+}
+
+/// What joiners use: `/cacerts` and the join endpoint.
+pub fn join_router(joins: Arc<JoinHandler>, ca_pem: String) -> Router {
+    Router::new()
+        .route(
+            CACERTS_PATH,
+            get(move || async move {
+                ([("content-type", "application/x-pem-file")], ca_pem).into_response()
+            }),
+        )
+        .route(JOIN_PATH, post(join))
+        .with_state(joins)
+}
+
+/// Health of a control-plane server: its store is the remote storage endpoints.
+pub fn control_plane_router(store: Arc<dyn KvBackend>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(control_plane_readyz))
+        .route("/healthz", get(control_plane_readyz))
+        .route("/hanode/v1/{*rest}", axum::routing::any(no_store_member))
+        .with_state(store)
+}
+
+async fn no_store_member() -> ApiError {
+    ApiError::not_found_message(
+        "this is a --role control-plane server: it has no store member; run hanode status or member commands against a storage server (--server https://STORAGE:6443)",
+    )
+}
+
+async fn control_plane_readyz(
+    State(store): State<Arc<dyn KvBackend>>,
+    Query(query): Query<ReadyQuery>,
+) -> Response {
+    // A linearizable read needs a quorum of the storage cluster.
+    let quorum = match tokio::time::timeout(
+        READY_TIMEOUT,
+        store.range(hanode_kv::RangeRequest {
+            key: b"/hanode/readyz".to_vec(),
+            count_only: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "the storage endpoints did not answer a linearizable read: {e}"
+        )),
+        Err(_) => Err(format!(
+            "the storage endpoints did not answer a linearizable read within {READY_TIMEOUT:?}"
+        )),
+    };
+    ready_response(
+        &[("ping", Ok(())), ("store-quorum", quorum)],
+        query.verbose.is_some(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -146,13 +200,16 @@ async fn ready_checks(node: &StoreNode) -> Vec<(&'static str, Result<(), String>
 
 async fn readyz(State(state): State<Arc<ApiState>>, Query(query): Query<ReadyQuery>) -> Response {
     let checks = ready_checks(&state.node).await;
+    ready_response(&checks, query.verbose.is_some())
+}
+
+fn ready_response(checks: &[(&'static str, Result<(), String>)], verbose: bool) -> Response {
     let failed = checks.iter().any(|(_, result)| result.is_err());
-    let verbose = query.verbose.is_some();
     if !failed && !verbose {
         return "ok".into_response();
     }
     let mut text = String::new();
-    for (name, result) in &checks {
+    for (name, result) in checks {
         match result {
             Ok(()) => text.push_str(&format!("[+]{name} ok\n")),
             Err(reason) => text.push_str(&format!("[-]{name} failed: {reason}\n")),
@@ -167,16 +224,8 @@ async fn readyz(State(state): State<Arc<ApiState>>, Query(query): Query<ReadyQue
     }
 }
 
-async fn cacerts(State(state): State<Arc<ApiState>>) -> Response {
-    (
-        [("content-type", "application/x-pem-file")],
-        state.ca_pem.clone(),
-    )
-        .into_response()
-}
-
 async fn join(
-    State(state): State<Arc<ApiState>>,
+    State(joins): State<Arc<JoinHandler>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -185,7 +234,7 @@ async fn join(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !state.joins.authorized(presented) {
+    if !joins.authorized(presented) {
         tracing::warn!("refused a join with a wrong token secret");
         return Err(ApiError::unauthorized(
             "the token secret is wrong: use the token in <data-dir>/token of an existing server",
@@ -193,7 +242,7 @@ async fn join(
     }
     let request: JoinRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed join request: {e}")))?;
-    Ok(Json(state.joins.join(request).await?).into_response())
+    Ok(Json(joins.join(request).await?).into_response())
 }
 
 fn role_of(node: &StoreNode) -> String {

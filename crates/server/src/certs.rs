@@ -13,6 +13,9 @@ pub const PEER_ORG: &str = "hanode:peers";
 pub const MASTERS_ORG: &str = "system:masters";
 /// Store key of the sealed CA certificate and key.
 pub const CA_KEY: &[u8] = b"/hanode/pki/ca";
+/// Store key of a control plane's sealed CA on its storage endpoints (apart from `CA_KEY`, which
+/// a hanode storage cluster uses for its own CA).
+pub const CONTROL_PLANE_CA_KEY: &[u8] = b"/hanode/control-plane/pki/ca";
 /// Store key of the cluster record.
 pub const CLUSTER_KEY: &[u8] = b"/hanode/cluster";
 

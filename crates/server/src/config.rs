@@ -8,6 +8,60 @@ use std::time::Duration;
 
 use hanode_store::Faults;
 
+/// What a server runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Store member and Kubernetes API ("stacked").
+    #[default]
+    All,
+    /// Store member, etcd API, join and health endpoints only.
+    Storage,
+    /// Kubernetes API over remote storage endpoints; no local store.
+    ControlPlane,
+}
+
+impl Role {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Storage => "storage",
+            Role::ControlPlane => "control-plane",
+        }
+    }
+
+    /// Whether this role runs a store member.
+    pub fn has_store(self) -> bool {
+        self != Role::ControlPlane
+    }
+
+    /// Whether this role serves the Kubernetes API.
+    pub fn serves_kubernetes(self) -> bool {
+        self != Role::Storage
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a control-plane server keeps its data: etcd v3 endpoints (hanode storage servers or
+/// an etcd cluster) and the TLS files to reach them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StorageEndpoints {
+    /// `https://HOST:2379` (or `http://`) URLs.
+    pub endpoints: Vec<String>,
+    /// CA that signed the endpoints' serving certificates (PEM file).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate presented to the endpoints (PEM file).
+    pub cert_file: Option<PathBuf>,
+    /// Its key (PEM file).
+    pub key_file: Option<PathBuf>,
+}
+
 /// How this server becomes a member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -29,6 +83,10 @@ pub enum Bootstrap {
 pub struct Config {
     /// How to become a member (ignored, with a log line, when the data dir already holds one).
     pub bootstrap: Bootstrap,
+    /// What this server runs; `None` on a restart means "as the data dir says" (fresh: all).
+    pub role: Option<Role>,
+    /// Storage endpoints of a control-plane server (on a restart, `None` reuses the saved ones).
+    pub storage: Option<StorageEndpoints>,
     /// Member name; must be unique in the cluster.
     pub node_name: String,
     /// Where everything is kept.
@@ -78,6 +136,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bootstrap: Bootstrap::Restart,
+            role: None,
+            storage: None,
             node_name: default_node_name(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             advertise_address: IpAddr::from([127, 0, 0, 1]),
@@ -121,6 +181,36 @@ impl Config {
             return Err(ConfigError(
                 "election timeouts must exceed the heartbeat interval, and max must exceed min"
                     .into(),
+            ));
+        }
+        if let Some(storage) = &self.storage {
+            if self.role.is_some_and(|r| r != Role::ControlPlane) {
+                return Err(ConfigError(
+                    "--storage-endpoints is only for --role control-plane (other roles keep the data in their own store)".into(),
+                ));
+            }
+            if storage.endpoints.is_empty() {
+                return Err(ConfigError("--storage-endpoints lists no endpoint".into()));
+            }
+            for endpoint in &storage.endpoints {
+                if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                    return Err(ConfigError(format!(
+                        "storage endpoint {endpoint:?} must be https://HOST:PORT (or http:// for an etcd without TLS)"
+                    )));
+                }
+            }
+            if storage.cert_file.is_some() != storage.key_file.is_some() {
+                return Err(ConfigError(
+                    "--storage-certfile and --storage-keyfile go together".into(),
+                ));
+            }
+        }
+        if self.role == Some(Role::ControlPlane)
+            && self.bootstrap != Bootstrap::Restart
+            && self.storage.is_none()
+        {
+            return Err(ConfigError(
+                "--role control-plane needs --storage-endpoints https://HOST:2379,... (hanode storage servers or etcd)".into(),
             ));
         }
         if let Bootstrap::Join { url, token } = &self.bootstrap {

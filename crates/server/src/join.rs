@@ -19,7 +19,7 @@ use hanode_pki::{ClusterCa, JoinToken};
 use hanode_store::StoreNode;
 use hanode_types::{ClusterId, Member, NodeId};
 
-use crate::certs::{CA_KEY, issue_member_certs, open_ca};
+use crate::certs::{CA_KEY, CONTROL_PLANE_CA_KEY, issue_member_certs, open_ca};
 use crate::state::MemberCerts;
 use hanode_apiserver::status::ApiError;
 
@@ -45,6 +45,10 @@ pub struct JoinRequest {
     pub peer_url: String,
     /// Extra SANs for its serving certificate.
     pub tls_sans: Vec<String>,
+    /// What the joiner runs: store roles become store members, a control-plane server only
+    /// gets certificates.
+    #[serde(default)]
+    pub role: crate::Role,
 }
 
 /// What the cluster answers an accepted joiner.
@@ -161,17 +165,41 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// The server's side of joins.
 pub struct JoinHandler {
-    node: StoreNode,
+    /// The store member new store members join (none on a control-plane server).
+    members: Option<StoreNode>,
+    /// Where the sealed CA is read from.
+    store: Arc<dyn KvBackend>,
+    ca_key: &'static [u8],
     secret: String,
     cluster_id: ClusterId,
     ca: Mutex<Option<Arc<ClusterCa>>>,
 }
 
 impl JoinHandler {
-    /// Accepts joins into `node`'s cluster for holders of `secret`.
+    /// Accepts joins into `node`'s cluster for holders of `secret`: store roles become members,
+    /// control-plane servers get certificates.
     pub fn new(node: StoreNode, secret: String, cluster_id: ClusterId) -> JoinHandler {
         JoinHandler {
-            node,
+            store: Arc::new(node.clone()),
+            members: Some(node),
+            ca_key: CA_KEY,
+            secret,
+            cluster_id,
+            ca: Mutex::new(None),
+        }
+    }
+
+    /// Accepts control-plane servers into a control plane that keeps its data (and its sealed
+    /// CA) in `store`, remote storage endpoints.
+    pub fn for_control_plane(
+        store: Arc<dyn KvBackend>,
+        secret: String,
+        cluster_id: ClusterId,
+    ) -> JoinHandler {
+        JoinHandler {
+            members: None,
+            store,
+            ca_key: CONTROL_PLANE_CA_KEY,
             secret,
             cluster_id,
             ca: Mutex::new(None),
@@ -189,9 +217,9 @@ impl JoinHandler {
             return Ok(ca.clone());
         }
         let resp = self
-            .node
+            .store
             .range(RangeRequest {
-                key: CA_KEY.to_vec(),
+                key: self.ca_key.to_vec(),
                 ..Default::default()
             })
             .await
@@ -226,6 +254,22 @@ impl JoinHandler {
             SystemTime::now(),
         )
         .map_err(|e| ApiError::bad_request(format!("cannot issue certificates: {e}")))?;
+        if request.role == crate::Role::ControlPlane {
+            tracing::info!(node = %request.node_name, "issued certificates to a control-plane server");
+            return Ok(JoinResponse {
+                node_id: (rand::random::<u64>() >> 1).max(1),
+                cluster_id: self.cluster_id,
+                certs,
+                members: Vec::new(),
+            });
+        }
+        let Some(node) = &self.members else {
+            return Err(ApiError::bad_request(format!(
+                "this cluster keeps its data on external storage endpoints, so a --role {} server cannot join it as a store member: \
+                 join with --role control-plane --storage-endpoints ... instead",
+                request.role
+            )));
+        };
         let member = Member {
             name: request.node_name.clone(),
             peer_url: request.peer_url.clone(),
@@ -233,11 +277,7 @@ impl JoinHandler {
             api_url: request.api_url.clone(),
             stay_learner: false,
         };
-        let (node_id, members) = self
-            .node
-            .join_member(member)
-            .await
-            .map_err(ApiError::from)?;
+        let (node_id, members) = node.join_member(member).await.map_err(ApiError::from)?;
         tracing::info!(node = %request.node_name, member_id = %format!("{node_id:x}"), "member joined as a learner");
         Ok(JoinResponse {
             node_id,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod certs;
 pub mod client;
 mod config;
+mod control_plane;
 pub mod join;
 mod kubeconfig;
 mod server;
@@ -14,6 +15,6 @@ mod tls;
 
 pub use config::{
     Bootstrap, Config, ConfigError, DEFAULT_API_PORT, DEFAULT_DATA_DIR, DEFAULT_ETCD_PORT,
-    DEFAULT_PEER_PORT, default_advertise_address, default_node_name,
+    DEFAULT_PEER_PORT, Role, StorageEndpoints, default_advertise_address, default_node_name,
 };
 pub use server::{Listeners, Server, ServerError, Urls};

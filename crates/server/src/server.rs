@@ -22,9 +22,9 @@ use hanode_pki::{ClusterCa, JoinToken, new_secret};
 use hanode_store::{PeerTls, StoreConfig, StoreNode};
 use hanode_types::Member;
 
-use crate::api::{ApiState, router};
+use crate::api::{ApiState, join_router, router};
 use crate::certs::{CA_KEY, CLUSTER_KEY, PEER_ORG, issue_member_certs, seal_ca};
-use crate::config::{Bootstrap, Config, default_node_name};
+use crate::config::{Bootstrap, Config, Role, default_node_name};
 use crate::join::{JoinHandler, JoinRequest, request_join};
 use crate::state::{DataDir, MemberCerts, NodeState};
 use crate::tls;
@@ -56,18 +56,19 @@ pub enum ServerError {
     Bootstrap(String),
 }
 
-/// The bound listeners, handed in so tests can bind port 0.
+/// The bound listeners, handed in so tests can bind port 0. A control-plane server has no
+/// store, so no etcd or peer listener.
 pub struct Listeners {
     /// HTTPS API.
     pub api: TcpListener,
-    /// etcd v3 gRPC.
-    pub etcd: TcpListener,
-    /// Raft peers.
-    pub peer: TcpListener,
+    /// etcd v3 gRPC (store roles).
+    pub etcd: Option<TcpListener>,
+    /// Raft peers (store roles).
+    pub peer: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds the configured address and ports.
+    /// Binds the configured address and the ports the server's role needs.
     pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
         let bind = |port: u16, what: &'static str| {
             let addr = SocketAddr::new(config.bind_address, port);
@@ -79,11 +80,34 @@ impl Listeners {
                 })
             }
         };
+        let role = resolve_role(config)?;
         Ok(Listeners {
             api: bind(config.api_port, "API port").await?,
-            etcd: bind(config.etcd_port, "etcd port").await?,
-            peer: bind(config.peer_port, "peer port").await?,
+            etcd: match role.has_store() {
+                true => Some(bind(config.etcd_port, "etcd port").await?),
+                false => None,
+            },
+            peer: match role.has_store() {
+                true => Some(bind(config.peer_port, "peer port").await?),
+                false => None,
+            },
         })
+    }
+}
+
+/// The role a server runs: the data dir's for an existing member (a different `--role` is an
+/// error), else `--role`, else `all`.
+pub fn resolve_role(config: &Config) -> Result<Role, ServerError> {
+    let existing = DataDir::new(&config.data_dir).load_node()?;
+    match (existing, config.role) {
+        (Some(state), Some(role)) if state.role != role => Err(ServerError::Bootstrap(format!(
+            "{} holds a --role {} server, not --role {role}: start it with --role {} (or use another --data-dir)",
+            config.data_dir.display(),
+            state.role,
+            state.role
+        ))),
+        (Some(state), _) => Ok(state.role),
+        (None, role) => Ok(role.unwrap_or_default()),
     }
 }
 
@@ -98,7 +122,7 @@ pub struct Urls {
     pub peer: String,
 }
 
-fn url(address: IpAddr, port: u16) -> String {
+pub(crate) fn url(address: IpAddr, port: u16) -> String {
     match address {
         IpAddr::V4(v4) => format!("https://{v4}:{port}"),
         IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
@@ -107,7 +131,7 @@ fn url(address: IpAddr, port: u16) -> String {
 
 /// A running server.
 pub struct Server {
-    node: StoreNode,
+    node: Option<StoreNode>,
     state: NodeState,
     urls: Urls,
     data_dir: DataDir,
@@ -119,19 +143,24 @@ impl Server {
     /// Bootstraps (init, join or restart) and starts serving on `listeners`.
     pub async fn build(config: Config, listeners: Listeners) -> Result<Server, ServerError> {
         config.validate()?;
-        let port = |l: &TcpListener| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(|e| ServerError::Io(e.to_string()))
+        let role = resolve_role(&config)?;
+        if role == Role::ControlPlane {
+            return crate::control_plane::build(config, listeners).await;
+        }
+        let Listeners {
+            api: api_listener,
+            etcd: Some(etcd_listener),
+            peer: Some(peer_listener),
+        } = listeners
+        else {
+            return Err(ServerError::Bootstrap(format!(
+                "a --role {role} server needs etcd and peer listeners"
+            )));
         };
-        let urls_listener_api = listeners
-            .api
-            .local_addr()
-            .map_err(|e| ServerError::Io(e.to_string()))?;
         let urls = Urls {
-            api: url(config.advertise_address, port(&listeners.api)?),
-            etcd: url(config.advertise_address, port(&listeners.etcd)?),
-            peer: url(config.advertise_address, port(&listeners.peer)?),
+            api: url(config.advertise_address, port(&api_listener)?),
+            etcd: url(config.advertise_address, port(&etcd_listener)?),
+            peer: url(config.advertise_address, port(&peer_listener)?),
         };
         let data_dir = DataDir::new(&config.data_dir);
         std::fs::create_dir_all(data_dir.root()).map_err(|e| {
@@ -188,6 +217,8 @@ impl Server {
                     cluster_id: rand::random::<u64>().max(1),
                     node_name: config.node_name.clone(),
                     api_url: urls.api.clone(),
+                    role,
+                    storage: None,
                 };
                 (state, certs, token, Fresh::Init(Box::new(ca)))
             }
@@ -202,6 +233,7 @@ impl Server {
                     client_url: urls.etcd.clone(),
                     peer_url: urls.peer.clone(),
                     tls_sans: config.tls_sans.clone(),
+                    role,
                 };
                 let response = request_join(url, &token, &request).await?;
                 let state = NodeState {
@@ -209,6 +241,8 @@ impl Server {
                     cluster_id: response.cluster_id,
                     node_name: config.node_name.clone(),
                     api_url: urls.api.clone(),
+                    role,
+                    storage: None,
                 };
                 (state, response.certs, token, Fresh::Join)
             }
@@ -225,12 +259,7 @@ impl Server {
         // Peers first: a leader that just added us replicates as soon as it can reach us.
         let peer_tls_config =
             server_config(&certs.peer, ClientAuth::Required(&certs.ca_pem), ALPN_H2)?;
-        let peers = tls::accept(
-            listeners.peer,
-            peer_tls_config,
-            Some(PEER_ORG),
-            stop.clone(),
-        );
+        let peers = tls::accept(peer_listener, peer_tls_config, Some(PEER_ORG), stop.clone());
         let peer_service = node.peer_service();
         let peer_stop = stop.clone();
         tasks.push(tokio::spawn(async move {
@@ -272,7 +301,7 @@ impl Server {
         let backend: Arc<dyn KvBackend> = Arc::new(node.clone());
         let backend_for_api = backend.clone();
         let etcd_tls = server_config(&certs.server, ClientAuth::Required(&certs.ca_pem), ALPN_H2)?;
-        let etcd_conns = tls::accept(listeners.etcd, etcd_tls, None, stop.clone());
+        let etcd_conns = tls::accept(etcd_listener, etcd_tls, None, stop.clone());
         let etcd_config = hanode_etcd::EtcdConfig {
             max_request_bytes: config.max_request_bytes,
         };
@@ -292,56 +321,43 @@ impl Server {
             }
         }));
 
-        // HTTPS API.
+        // HTTPS API: health and joins; the Kubernetes API unless this is a storage server.
         let api_state = Arc::new(ApiState {
-            joins: JoinHandler::new(node.clone(), token.secret.clone(), state.cluster_id),
             node: node.clone(),
             ca_pem: certs.ca_pem.clone(),
             admin: certs.admin.clone(),
             node_name: state.node_name.clone(),
         });
+        let joins = Arc::new(JoinHandler::new(
+            node.clone(),
+            token.secret.clone(),
+            state.cluster_id,
+        ));
+        let mut app = router(api_state).merge(join_router(joins, certs.ca_pem.clone()));
+        if role.serves_kubernetes() {
+            let stats: Arc<dyn StoreStats> = Arc::new(NodeStats(node.clone()));
+            let (kube, kube_tasks) = start_kubernetes_api(
+                backend_for_api,
+                &config,
+                &data_dir,
+                &certs,
+                &urls,
+                &state.node_name,
+                Some(stats),
+                &stop,
+            )?;
+            app = app.merge(kube);
+            tasks.extend(kube_tasks);
+        } else {
+            app = app.fallback(storage_only);
+        }
         let api_tls = server_config(
             &certs.server,
             ClientAuth::Optional(&certs.ca_pem),
             ALPN_HTTP,
         )?;
-        let api_conns = tls::accept(listeners.api, api_tls, None, stop.clone());
-        let kube_config = ApiConfig {
-            server_address: hanode_types::strip_scheme(&urls.api).to_string(),
-            audit_log: Some(data_dir.root().join("logs").join("audit.log")),
-            token_file: Some(data_dir.root().join("auth").join("tokens.csv")),
-            ..ApiConfig::default()
-        };
-        let stats: Arc<dyn StoreStats> = Arc::new(NodeStats(node.clone()));
-        let kube = ApiServer::new(backend_for_api.clone(), kube_config, Some(stats))
-            .map_err(ServerError::Bootstrap)?;
-        let app = router(api_state).merge(kube.clone().router());
+        let api_conns = tls::accept(api_listener, api_tls, None, stop.clone());
         tasks.push(tokio::spawn(serve_https(api_conns, app, stop.clone())));
-
-        // What every API server keeps current: default namespaces, its heartbeat and the
-        // `default/kubernetes` Service and Endpoints.
-        let me = hanode_apiserver::services::Endpoint {
-            name: state.node_name.clone(),
-            ip: config.advertise_address.to_string(),
-            port: urls_listener_api.port(),
-        };
-        let store = kube.store().clone();
-        let bootstrap_stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Err(e) = hanode_apiserver::services::ensure_default_namespaces(&store).await {
-                tracing::debug!(error = %e.message, "default namespaces not created yet");
-                tokio::select! {
-                    _ = bootstrap_stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-            }
-            hanode_apiserver::services::run(store, me, bootstrap_stop).await;
-        }));
-        hanode_pki::fs::write_file(
-            &data_dir.root().join("admin.kubeconfig"),
-            crate::kubeconfig::admin_kubeconfig(&urls.api, &certs.ca_pem, &certs.admin).as_bytes(),
-            0o600,
-        )?;
 
         tracing::info!(
             node = %state.node_name,
@@ -352,7 +368,7 @@ impl Server {
             "hanode server started"
         );
         Ok(Server {
-            node,
+            node: Some(node),
             state,
             urls,
             data_dir,
@@ -361,9 +377,9 @@ impl Server {
         })
     }
 
-    /// The store member.
-    pub fn node(&self) -> &StoreNode {
-        &self.node
+    /// The store member (none on a control-plane server).
+    pub fn node(&self) -> Option<&StoreNode> {
+        self.node.as_ref()
     }
 
     /// Identity of this member.
@@ -394,8 +410,97 @@ impl Server {
                 abort.abort();
             }
         }
-        self.node.shutdown().await;
+        if let Some(node) = self.node {
+            node.shutdown().await;
+        }
     }
+
+    /// Assembles a running server (the control-plane path builds its parts elsewhere).
+    pub(crate) fn from_parts(
+        state: NodeState,
+        urls: Urls,
+        data_dir: DataDir,
+        stop: CancellationToken,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Server {
+        Server {
+            node: None,
+            state,
+            urls,
+            data_dir,
+            stop,
+            tasks,
+        }
+    }
+}
+
+/// What a storage server answers on Kubernetes API paths.
+async fn storage_only(uri: axum::http::Uri) -> hanode_apiserver::status::ApiError {
+    hanode_apiserver::status::ApiError::not_found_message(format!(
+        "{} is not served here: this is a --role storage server (store member and etcd API only); \
+         use a server with --role all or control-plane for the Kubernetes API",
+        uri.path()
+    ))
+}
+
+/// Starts the Kubernetes API over `kv`: returns its router (to merge into the API port's) and
+/// the background tasks every API server runs: default namespaces, its heartbeat, the
+/// `default/kubernetes` Service and Endpoints. Writes `<data-dir>/admin.kubeconfig`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_kubernetes_api(
+    kv: Arc<dyn KvBackend>,
+    config: &Config,
+    data_dir: &DataDir,
+    certs: &MemberCerts,
+    urls: &Urls,
+    node_name: &str,
+    stats: Option<Arc<dyn StoreStats>>,
+    stop: &CancellationToken,
+) -> Result<(axum::Router, Vec<JoinHandle<()>>), ServerError> {
+    let api_address = hanode_types::strip_scheme(&urls.api).to_string();
+    let kube_config = ApiConfig {
+        server_address: api_address.clone(),
+        audit_log: Some(data_dir.root().join("logs").join("audit.log")),
+        token_file: Some(data_dir.root().join("auth").join("tokens.csv")),
+        ..ApiConfig::default()
+    };
+    let kube = ApiServer::new(kv, kube_config, stats).map_err(ServerError::Bootstrap)?;
+    let port = api_address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(config.api_port);
+    let me = hanode_apiserver::services::Endpoint {
+        name: node_name.to_string(),
+        ip: config.advertise_address.to_string(),
+        port,
+    };
+    let store = kube.store().clone();
+    let stop = stop.clone();
+    let task = tokio::spawn(async move {
+        while let Err(e) = hanode_apiserver::services::ensure_default_namespaces(&store).await {
+            tracing::debug!(error = %e.message, "default namespaces not created yet");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        hanode_apiserver::services::run(store, me, stop).await;
+    });
+    hanode_pki::fs::write_file(
+        &data_dir.root().join("admin.kubeconfig"),
+        crate::kubeconfig::admin_kubeconfig(&urls.api, &certs.ca_pem, &certs.admin).as_bytes(),
+        0o600,
+    )?;
+    Ok((kube.router(), vec![task]))
+}
+
+/// The port a listener is bound to.
+pub(crate) fn port(listener: &TcpListener) -> Result<u16, ServerError> {
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| ServerError::Io(e.to_string()))
 }
 
 /// The local store member's Raft state, for `/metrics`.
@@ -414,13 +519,13 @@ impl StoreStats for NodeStats {
     }
 }
 
-enum Fresh {
+pub(crate) enum Fresh {
     No,
     Init(Box<ClusterCa>),
     Join,
 }
 
-fn clear_incomplete(data_dir: &DataDir) -> Result<(), ServerError> {
+pub(crate) fn clear_incomplete(data_dir: &DataDir) -> Result<(), ServerError> {
     data_dir.clear_incomplete().map_err(|e| {
         ServerError::Io(format!(
             "cannot clear an incomplete member in {}: {e}",
@@ -459,7 +564,7 @@ async fn wait_for_leader(node: &StoreNode, timeout: Duration) -> Result<(), Serv
 }
 
 /// Serves HTTP/1.1 and HTTP/2 on accepted TLS connections until `stop`, then drains.
-async fn serve_https(
+pub(crate) async fn serve_https(
     mut connections: tokio::sync::mpsc::Receiver<tls::Accepted>,
     router: axum::Router,
     stop: CancellationToken,

@@ -20,6 +20,12 @@ pub struct NodeState {
     pub node_name: String,
     /// This member's API URL (what `hanode status` talks to by default).
     pub api_url: String,
+    /// What this server runs (data dirs from before roles existed are `all`).
+    #[serde(default)]
+    pub role: crate::Role,
+    /// A control-plane server's storage endpoints, reused on restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::StorageEndpoints>,
 }
 
 /// Paths in a data dir.

@@ -65,16 +65,26 @@ async fn bind_listeners(ports: [u16; 3]) -> Result<Listeners> {
     };
     Ok(Listeners {
         api: bind(ports[0]).await?,
-        etcd: bind(ports[1]).await?,
-        peer: bind(ports[2]).await?,
+        etcd: Some(bind(ports[1]).await?),
+        peer: Some(bind(ports[2]).await?),
     })
 }
 
 fn ports_of(listeners: &Listeners) -> Result<[u16; 3]> {
     Ok([
         listeners.api.local_addr()?.port(),
-        listeners.etcd.local_addr()?.port(),
-        listeners.peer.local_addr()?.port(),
+        listeners
+            .etcd
+            .as_ref()
+            .context("an etcd listener")?
+            .local_addr()?
+            .port(),
+        listeners
+            .peer
+            .as_ref()
+            .context("a peer listener")?
+            .local_addr()?
+            .port(),
     ])
 }
 
@@ -130,7 +140,10 @@ impl TestCluster {
         let server = Server::build(config, listeners)
             .await
             .with_context(|| format!("starting {name}"))?;
-        let node_id = server.node().id();
+        let node_id = server
+            .node()
+            .context("test clusters run store members")?
+            .id();
         self.slots.push(Slot {
             name,
             data_dir,
@@ -186,7 +199,9 @@ impl TestCluster {
 
     /// The store member at `index`.
     pub fn node(&self, index: usize) -> &StoreNode {
-        self.server(index).node()
+        self.server(index)
+            .node()
+            .expect("test clusters run store members")
     }
 
     /// The store at `index` as front-ends see it.
