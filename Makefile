@@ -10,7 +10,7 @@ APT_PACKAGES := etcd-client etcd-server protobuf-compiler libclang1-14 libclang-
 DATA_DIR ?= $(CURDIR)/.hanode/data
 ADDRESS ?= 127.0.0.1
 
-.PHONY: deps build run test lint fmt verify clean-data bench jepsen
+.PHONY: deps build run test lint fmt verify clean-data bench bench-api jepsen
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup.rs) first"; exit 1; }
@@ -45,6 +45,9 @@ verify: lint test
 # hanode and etcd 3.4 side by side on loopback (SCALE, ROUNDS, ONLY tune it); see docs/BENCHMARKS.md.
 bench: deps
 	cmd/hanode-bench/side-by-side.sh
+
+bench-api: deps
+	cmd/hanode-bench/api-side-by-side.sh
 
 # Seeded fault runs (stop/restart, pause, partitions, delays, membership) with a
 # linearizability check of every history; prints the seed of any failing run.

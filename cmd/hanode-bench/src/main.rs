@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+mod api;
 mod failover;
 mod load;
 mod procs;
@@ -95,6 +96,22 @@ enum Command {
         common: Common,
         #[command(flatten)]
         load: LoadArgs,
+    },
+    /// The Kubernetes-style API: paced creates and gets, watch latency, Pod creates and lists
+    /// of all Pods, through every server of a set (API URLs, not etcd endpoints).
+    Api {
+        #[command(flatten)]
+        target: api::ApiTarget,
+        #[command(flatten)]
+        vs: api::ApiVs,
+        #[command(flatten)]
+        load: api::ApiLoad,
+        /// Rounds per server set (with --vs-servers: A B A B ...).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a CA, a server certificate for the given addresses and a client certificate (to
     /// run another etcd with the same TLS setup).
@@ -292,6 +309,51 @@ async fn footprint(common: &Common, load: &LoadArgs) -> Result<()> {
     Ok(())
 }
 
+async fn compare_api(
+    target: &api::ApiTarget,
+    vs: &api::ApiVs,
+    load: &api::ApiLoad,
+    rounds: usize,
+    json: bool,
+) -> Result<()> {
+    let a = api::ApiSet::new(target)?;
+    let b = vs.target()?.map(|t| api::ApiSet::new(&t)).transpose()?;
+    let mut pairs = Vec::new();
+    for round in 1..=rounds {
+        let ra = api::run(&a, load).await?;
+        let rb = match &b {
+            Some(b) => Some(api::run(b, load).await?),
+            None => None,
+        };
+        if !json {
+            for (i, (name, sa)) in ra.lines().into_iter().enumerate() {
+                println!("api round {round}  {:<8} {name:<22} {}", a.label, sa.line());
+                if let (Some(b), Some(rb)) = (&b, &rb) {
+                    let sb = rb.lines()[i].1;
+                    println!("api round {round}  {:<8} {name:<22} {}", b.label, sb.line());
+                    println!(
+                        "api round {round}  {}/{} {name:<22} throughput x{}  p50 x{}  p99 x{}",
+                        a.label,
+                        b.label,
+                        ratio(sa.ops_per_sec, sb.ops_per_sec),
+                        ratio(sa.p50_ms, sb.p50_ms),
+                        ratio(sa.p99_ms, sb.p99_ms)
+                    );
+                }
+            }
+        }
+        pairs.push(Pair {
+            round,
+            a: ra,
+            b: rb,
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&pairs)?);
+    }
+    Ok(())
+}
+
 fn certs(out: &std::path::Path, ips: &[String]) -> Result<()> {
     use hanode_pki::{ClusterCa, LeafKind, LeafRequest};
     let now = SystemTime::now();
@@ -342,6 +404,13 @@ fn main() -> Result<()> {
             }
             Command::Failover { common, failover } => compare_failover(common, failover).await,
             Command::Footprint { common, load } => footprint(common, load).await,
+            Command::Api {
+                target,
+                vs,
+                load,
+                rounds,
+                json,
+            } => compare_api(target, vs, load, *rounds, *json).await,
             Command::Certs { out, ips } => certs(out, ips),
         }
     })
