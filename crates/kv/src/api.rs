@@ -8,7 +8,9 @@ use hanode_types::{LeaseId, NodeId, Revision};
 /// One version of a key, as etcd's `mvccpb.KeyValue`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
-    /// The key bytes.
+    /// The key bytes. (`serde_bytes` everywhere here: the same postcard encoding as a `Vec<u8>`,
+    /// length then bytes, but decoded in one copy instead of byte by byte.)
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Revision of the write that created the key (in its current generation).
     pub create_revision: Revision,
@@ -17,6 +19,7 @@ pub struct KeyValue {
     /// Number of writes since the key was (re)created; 1 on create.
     pub version: i64,
     /// The value bytes.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease the key is attached to, 0 for none.
     pub lease: LeaseId,
@@ -111,8 +114,10 @@ pub struct RangeResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutRequest {
     /// Key to write.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Value to write.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease to attach, 0 = none.
     pub lease: LeaseId,
@@ -428,4 +433,39 @@ pub struct StatusResponse {
     pub errors: Vec<String>,
     /// True when this member is a learner.
     pub is_learner: bool,
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    /// `KeyValue` as it was before its byte fields became `serde_bytes`.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct PlainKeyValue {
+        key: Vec<u8>,
+        create_revision: Revision,
+        mod_revision: Revision,
+        version: i64,
+        value: Vec<u8>,
+        lease: LeaseId,
+    }
+
+    /// Records written before the change read back the same, and new ones are byte-identical:
+    /// data dirs need no migration.
+    #[test]
+    fn byte_fields_keep_their_postcard_encoding() {
+        let plain = PlainKeyValue {
+            key: b"/registry/pods/default/web".to_vec(),
+            create_revision: 5,
+            mod_revision: 9,
+            version: 2,
+            value: (0..=255u8).cycle().take(1000).collect(),
+            lease: 7,
+        };
+        let old = postcard::to_stdvec(&plain).expect("encode");
+        let kv: KeyValue = postcard::from_bytes(&old).expect("decode old bytes");
+        assert_eq!(kv.key, plain.key);
+        assert_eq!(kv.value, plain.value);
+        assert_eq!(postcard::to_stdvec(&kv).expect("encode"), old);
+    }
 }
