@@ -12,6 +12,11 @@ use hanode_server::{Bootstrap, Config, Listeners, Role, Server, StorageEndpoints
 
 mod cli;
 
+/// mimalloc instead of glibc malloc: serving large lists allocates and frees many small JSON
+/// values, and glibc's free-list upkeep was about 40% of the CPU time of a 10,000-pod list.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hanode",

@@ -22,7 +22,7 @@ use crate::patch::{self, PatchType};
 use crate::resources::{self, ResourceType, Subresource};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
-use crate::store::{ListOptions, body_precondition, meta_str, metadata_mut, rfc3339};
+use crate::store::{ListOptions, ListPage, body_precondition, meta_str, metadata_mut, rfc3339};
 use crate::table::{self, IncludeObject};
 use crate::{ApiServer, ClientCertificate};
 
@@ -183,6 +183,33 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
     (code, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// A list as JSON, written around the items' text: `{"kind":..,"metadata":..,"items":[..]}`.
+fn json_list_response(rt: &ResourceType, page: &ListPage<Vec<u8>>) -> Response {
+    let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(token) = &page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(remaining) = page.remaining.filter(|r| *r > 0) {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    let head =
+        json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata});
+    let items: usize = page.items.iter().map(|i| i.len() + 1).sum();
+    let mut body = Vec::with_capacity(items + 256);
+    let head = head.to_string();
+    // The head object without its closing brace; the items follow inside it.
+    body.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
+    body.extend_from_slice(br#","items":["#);
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
         if let Ok(value) =
@@ -264,30 +291,23 @@ impl ApiServer {
         match (verb, target.sub) {
             ("list", None) => {
                 let options = query.list_options()?;
+                if !table::wants_table(&accept) {
+                    let page = self.store.list_json(rt, ns, &options).await?;
+                    return Ok(json_list_response(rt, &page));
+                }
                 let page = self.store.list(rt, ns, &options).await?;
-                if table::wants_table(&accept) {
-                    let include = IncludeObject::from_query(query.get("includeObject"));
-                    let mut t = table::table(
-                        rt.kind,
-                        &page.items,
-                        &page.resource_version.to_string(),
-                        include,
-                        self.store.clock().now(),
-                    );
-                    if let Some(token) = &page.continue_token {
-                        t["metadata"]["continue"] = json!(token);
-                    }
-                    return Ok(json_response(StatusCode::OK, &t));
-                }
-                let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+                let include = IncludeObject::from_query(query.get("includeObject"));
+                let mut t = table::table(
+                    rt.kind,
+                    &page.items,
+                    &page.resource_version.to_string(),
+                    include,
+                    self.store.clock().now(),
+                );
                 if let Some(token) = &page.continue_token {
-                    metadata["continue"] = json!(token);
+                    t["metadata"]["continue"] = json!(token);
                 }
-                if let Some(remaining) = page.remaining.filter(|r| *r > 0) {
-                    metadata["remainingItemCount"] = json!(remaining);
-                }
-                let list = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata, "items": page.items});
-                Ok(json_response(StatusCode::OK, &list))
+                Ok(json_response(StatusCode::OK, &t))
             }
             ("watch", None) => self.watch(target, &query, &accept).await,
             ("get", None) => {

@@ -101,11 +101,11 @@ pub struct ListOptions {
     pub resource_version: Option<String>,
 }
 
-/// A page of a list.
+/// A page of a list: objects as JSON values, or as the JSON text served ([`Store::list_json`]).
 #[derive(Clone, Debug)]
-pub struct ListPage {
+pub struct ListPage<T = Value> {
     /// Matching objects.
-    pub items: Vec<Value>,
+    pub items: Vec<T>,
     /// Store revision the page was read at.
     pub resource_version: i64,
     /// Token for the next page.
@@ -228,6 +228,32 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// The stored object as served, as JSON text. Objects in the form [`Self::encode`] writes
+    /// (`{"apiVersion":..,"kind":..,"metadata":{"..`) get their resourceVersion spliced in
+    /// without building a JSON tree, which dominated the cost of large lists; anything else
+    /// goes through [`Self::decode`]. Either way the text is checked to be JSON.
+    pub fn served_json(rt: &ResourceType, kv: &KeyValue) -> ApiResult<Vec<u8>> {
+        let head = format!(
+            r#"{{"apiVersion":"{}","kind":"{}","metadata":{{"#,
+            rt.api_version(),
+            rt.kind
+        );
+        if let Some(rest) = kv.value.strip_prefix(head.as_bytes())
+            && rest.first() == Some(&b'"')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&kv.value).is_ok()
+        {
+            let mut out = Vec::with_capacity(kv.value.len() + 48);
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(
+                format!(r#""resourceVersion":"{}","#, kv.mod_revision).as_bytes(),
+            );
+            out.extend_from_slice(rest);
+            return Ok(out);
+        }
+        let object = Self::decode(rt, kv)?;
+        Ok(serde_json::to_vec(&object).unwrap_or_default())
+    }
+
     /// Lists objects, in key order, filtered by selectors, paged by `limit`/`continue`.
     pub async fn list(
         &self,
@@ -235,6 +261,45 @@ impl ObjectStore {
         namespace: Option<&str>,
         options: &ListOptions,
     ) -> ApiResult<ListPage> {
+        self.scan(rt, namespace, options, |kv| {
+            let object = Self::decode(rt, kv)?;
+            let selected =
+                options.labels.matches_object(&object) && options.fields.matches(&object);
+            Ok(selected.then_some(object))
+        })
+        .await
+    }
+
+    /// [`Self::list`] as JSON text per object, for lists without selectors (nothing needs
+    /// the parsed object). With selectors it parses, like [`Self::list`].
+    pub async fn list_json(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        options: &ListOptions,
+    ) -> ApiResult<ListPage<Vec<u8>>> {
+        let unfiltered = options.labels.is_empty() && options.fields.is_empty();
+        self.scan(rt, namespace, options, |kv| {
+            if unfiltered {
+                return Self::served_json(rt, kv).map(Some);
+            }
+            let object = Self::decode(rt, kv)?;
+            let selected =
+                options.labels.matches_object(&object) && options.fields.matches(&object);
+            Ok(selected.then(|| serde_json::to_vec(&object).unwrap_or_default()))
+        })
+        .await
+    }
+
+    /// The scan behind the lists: `item` turns each stored object into a list item, or `None`
+    /// when the selectors leave it out.
+    async fn scan<T>(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        options: &ListOptions,
+        item: impl Fn(&KeyValue) -> ApiResult<Option<T>>,
+    ) -> ApiResult<ListPage<T>> {
         let prefix = match namespace {
             Some(ns) if rt.namespaced => rt.namespace_prefix(ns),
             _ => rt.prefix(),
@@ -298,8 +363,7 @@ impl ObjectStore {
             }
             let mut next_start = None;
             for kv in &resp.kvs {
-                let object = Self::decode(rt, kv)?;
-                if options.labels.matches_object(&object) && options.fields.matches(&object) {
+                if let Some(object) = item(kv)? {
                     items.push(object);
                     if options.limit > 0 && items.len() == options.limit {
                         let mut after = kv.key.clone();
@@ -718,5 +782,54 @@ pub fn body_precondition(object: &Value) -> ApiResult<Option<i64>> {
     match meta_str(object, "resourceVersion") {
         None | Some("") => Ok(None),
         Some(text) => parse_rv(text).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(value: Vec<u8>) -> KeyValue {
+        KeyValue {
+            key: b"/registry/pods/default/web".to_vec(),
+            value,
+            mod_revision: 42,
+            create_revision: 40,
+            version: 3,
+            lease: 0,
+        }
+    }
+
+    /// The spliced text and the parsed object are the same object.
+    #[test]
+    fn served_json_matches_decode() {
+        let pods = crate::resources::find("", "v1", "pods").expect("pods");
+        let object = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        });
+        let kv = stored(ObjectStore::encode(&object));
+        let served: Value =
+            serde_json::from_slice(&ObjectStore::served_json(pods, &kv).expect("served"))
+                .expect("json");
+        assert_eq!(served, ObjectStore::decode(pods, &kv).expect("decoded"));
+        assert_eq!(served["metadata"]["resourceVersion"], "42");
+    }
+
+    /// Stored text in another shape (another writer, another key order) is parsed instead;
+    /// text that is not JSON is an error, never passed on.
+    #[test]
+    fn served_json_parses_what_it_cannot_splice() {
+        let pods = crate::resources::find("", "v1", "pods").expect("pods");
+        let kv = stored(br#"{"metadata":{"name":"web"},"kind":"Pod","apiVersion":"v1"}"#.to_vec());
+        let served: Value =
+            serde_json::from_slice(&ObjectStore::served_json(pods, &kv).expect("served"))
+                .expect("json");
+        assert_eq!(served["metadata"]["resourceVersion"], "42");
+        assert_eq!(served["kind"], "Pod");
+
+        let broken = stored(br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"#.to_vec());
+        assert!(ObjectStore::served_json(pods, &broken).is_err());
     }
 }
