@@ -180,7 +180,9 @@ fn header<'a>(headers: &'a HeaderMap, name: &axum::http::HeaderName) -> &'a str 
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
-    (code, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    // to_vec, not to_string: Display goes through core::fmt for every string it writes.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (code, [(CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// A list as JSON, written around the items' text: `{"kind":..,"metadata":..,"items":[..]}`.
