@@ -297,15 +297,13 @@ impl ApiServer {
                     let page = self.store.list_json(rt, ns, &options).await?;
                     return Ok(json_list_response(rt, &page));
                 }
-                let page = self.store.list(rt, ns, &options).await?;
                 let include = IncludeObject::from_query(query.get("includeObject"));
-                let mut t = table::table(
-                    rt.kind,
-                    &page.items,
-                    &page.resource_version.to_string(),
-                    include,
-                    self.store.clock().now(),
-                );
+                let builder = table::TableBuilder::new(rt.kind, include, self.store.clock().now());
+                let page = self
+                    .store
+                    .list_map(rt, ns, &options, |object| builder.row(object))
+                    .await?;
+                let mut t = builder.finish(page.items, &page.resource_version.to_string());
                 if let Some(token) = &page.continue_token {
                     t["metadata"]["continue"] = json!(token);
                 }

@@ -270,6 +270,23 @@ impl ObjectStore {
         .await
     }
 
+    /// [`Self::list`] with each selected object turned into an item by `map` as it is read.
+    pub async fn list_map<T>(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        options: &ListOptions,
+        map: impl Fn(Value) -> T,
+    ) -> ApiResult<ListPage<T>> {
+        self.scan(rt, namespace, options, |kv| {
+            let object = Self::decode(rt, kv)?;
+            let selected =
+                options.labels.matches_object(&object) && options.fields.matches(&object);
+            Ok(selected.then(|| map(object)))
+        })
+        .await
+    }
+
     /// [`Self::list`] as JSON text per object, for lists without selectors (nothing needs
     /// the parsed object). With selectors it parses, like [`Self::list`].
     pub async fn list_json(

@@ -78,28 +78,65 @@ pub fn table(
     include: IncludeObject,
     now: SystemTime,
 ) -> Value {
-    let printer = printer(kind);
-    let column_definitions: Vec<Value> = printer.columns.iter().map(Column::definition).collect();
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|object| {
-            let cells = (printer.cells)(object, now);
-            debug_assert_eq!(cells.len(), printer.columns.len(), "cells of a {kind} row");
-            let mut row = Map::new();
-            row.insert("cells".to_owned(), Value::Array(cells));
-            if let Some(object) = row_object(kind, printer.api_version, object, include) {
-                row.insert("object".to_owned(), object);
-            }
-            Value::Object(row)
+    let builder = TableBuilder::new(kind, include, now);
+    let rows = objects.iter().map(|o| builder.row(o.clone())).collect();
+    builder.finish(rows, resource_version)
+}
+
+/// Builds a Table row by row, so a long list can turn each object into its row as it is read
+/// and never hold all objects at once.
+pub struct TableBuilder<'a> {
+    kind: &'a str,
+    printer: Printer,
+    include: IncludeObject,
+    now: SystemTime,
+}
+
+impl<'a> TableBuilder<'a> {
+    /// A builder for objects of `kind`.
+    pub fn new(kind: &'a str, include: IncludeObject, now: SystemTime) -> TableBuilder<'a> {
+        TableBuilder {
+            kind,
+            printer: printer(kind),
+            include,
+            now,
+        }
+    }
+
+    /// The row of `object`: its cells, and the object or its metadata as `include` says.
+    pub fn row(&self, object: Value) -> Value {
+        let cells = (self.printer.cells)(&object, self.now);
+        debug_assert_eq!(
+            cells.len(),
+            self.printer.columns.len(),
+            "cells of a {} row",
+            self.kind
+        );
+        let mut row = Map::new();
+        row.insert("cells".to_owned(), Value::Array(cells));
+        if let Some(object) = row_object(self.kind, self.printer.api_version, object, self.include)
+        {
+            row.insert("object".to_owned(), object);
+        }
+        Value::Object(row)
+    }
+
+    /// The Table around `rows`, read at `resource_version`.
+    pub fn finish(&self, rows: Vec<Value>, resource_version: &str) -> Value {
+        let column_definitions: Vec<Value> = self
+            .printer
+            .columns
+            .iter()
+            .map(Column::definition)
+            .collect();
+        json!({
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": column_definitions,
+            "rows": rows,
         })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": column_definitions,
-        "rows": rows,
-    })
+    }
 }
 
 /// Formats an age the way Kubernetes' `HumanDuration` does: precise when recent, coarse when
@@ -173,7 +210,7 @@ fn age_since(timestamp: Option<&str>, now: SystemTime) -> String {
 fn row_object(
     kind: &str,
     api_version: Option<&str>,
-    object: &Value,
+    mut object: Value,
     include: IncludeObject,
 ) -> Option<Value> {
     match include {
@@ -181,12 +218,11 @@ fn row_object(
         IncludeObject::Metadata => Some(json!({
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+            "metadata": object.get_mut("metadata").map_or_else(|| json!({}), Value::take),
         })),
         IncludeObject::Object => {
             // List items may be stored without kind/apiVersion, but kubectl decodes row
             // objects on their own and needs both; fill them in, never overwrite.
-            let mut object = object.clone();
             if let Value::Object(fields) = &mut object {
                 fields
                     .entry("kind")
