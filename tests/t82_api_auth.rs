@@ -390,3 +390,74 @@ async fn users_nodes_and_anonymous_get_what_their_identity_allows() -> Result<()
     );
     Ok(())
 }
+
+/// `kubectl auth can-i` (a SelfSubjectAccessReview: protobuf from kubectl >= 1.32, JSON from
+/// older ones) answers with the rules real requests meet, for the admin and for a token user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_auth_can_i_answers_per_user() -> Result<()> {
+    use hanode_tests::kubectl::Kubectl;
+    hanode_testkit::init();
+    let dir = tempfile::tempdir()?;
+    let mut server = ProcServer::spawn(
+        dir.path(),
+        "n1",
+        Ipv4Addr::new(127, 0, 0, 1),
+        &["--init".into()],
+    )?;
+    server.wait_ready(Duration::from_secs(30)).await?;
+    std::fs::create_dir_all(server.data_dir.join("auth"))?;
+    std::fs::write(server.data_dir.join("auth/tokens.csv"), TOKENS)?;
+    server.terminate().await?;
+    server.start(&[])?;
+    server.wait_ready(Duration::from_secs(30)).await?;
+
+    let bob = dir.path().join("bob.kubeconfig");
+    std::fs::write(
+        &bob,
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: hanode, cluster: {{server: \"{}\", certificate-authority: \"{}\"}}}}]\n\
+             users: [{{name: bob, user: {{token: bob-token}}}}]\n\
+             contexts: [{{name: bob, context: {{cluster: hanode, user: bob}}}}]\n\
+             current-context: bob\n",
+            server.api_url(),
+            server.data_dir.join("pki/ca.crt").display()
+        ),
+    )?;
+    let bob = bob.display().to_string();
+    for kubectl in [
+        Kubectl::new(&server.data_dir)?,
+        Kubectl::with_binary(&Kubectl::versioned(28), &server.data_dir)?,
+    ] {
+        let yes = kubectl.ok(&["auth", "can-i", "create", "pods"]).await?;
+        assert_eq!(yes.trim(), "yes");
+        let yes = kubectl.ok(&["auth", "can-i", "get", "/metrics"]).await?;
+        assert_eq!(yes.trim(), "yes");
+
+        let no = kubectl
+            .run(
+                &["--kubeconfig", &bob, "auth", "can-i", "create", "pods"],
+                None,
+            )
+            .await?;
+        assert!(!no.status.success(), "bob may not create pods");
+        let answer = String::from_utf8_lossy(&no.stdout);
+        // kubectl prints the reason after "no - ".
+        assert!(answer.starts_with("no - "), "{answer}");
+        assert!(answer.contains("User \"bob\" cannot create"), "{answer}");
+        let no = kubectl
+            .run(
+                &["--kubeconfig", &bob, "auth", "can-i", "get", "/metrics"],
+                None,
+            )
+            .await?;
+        assert!(!no.status.success(), "bob may not read /metrics");
+        let answer = String::from_utf8_lossy(&no.stdout);
+        assert!(answer.starts_with("no - only system:masters"), "{answer}");
+        let discovery = kubectl
+            .ok(&["--kubeconfig", &bob, "auth", "can-i", "get", "/api"])
+            .await?;
+        assert_eq!(discovery.trim(), "yes");
+    }
+    Ok(())
+}

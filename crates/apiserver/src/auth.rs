@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use hanode_pki::PeerIdentity;
+use serde_json::Value;
 
 use crate::status::ApiError;
 
@@ -228,6 +229,62 @@ pub fn authorize(identity: &Identity, attrs: &Attributes<'_>) -> Result<Conditio
     }
 }
 
+/// The answer to a SelfSubjectAccessReview's `spec` (`kubectl auth can-i`): whether `identity`
+/// may do what it describes, by the rules [`authorize`] applies to real requests, and why not.
+pub fn review(identity: &Identity, spec: &Value) -> Result<(bool, String), ApiError> {
+    if let Some(attributes) = spec.get("resourceAttributes") {
+        let text = |key: &str| {
+            attributes
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let (Some(verb), Some(resource)) = (text("verb"), text("resource")) else {
+            return Err(ApiError::bad_request(
+                "spec.resourceAttributes needs a verb and a resource",
+            ));
+        };
+        let attrs = Attributes {
+            verb,
+            group: text("group").unwrap_or(""),
+            resource,
+            subresource: text("subresource"),
+            namespace: text("namespace"),
+            name: text("name"),
+        };
+        return Ok(match authorize(identity, &attrs) {
+            Ok(Condition::None) => (true, String::new()),
+            Ok(Condition::NamedAs(own)) if attrs.name == Some(own.as_str()) => {
+                (true, String::new())
+            }
+            Ok(Condition::NamedAs(own)) => (false, format!("only the one named \"{own}\"")),
+            Ok(Condition::PodOnNode(node)) => (
+                false,
+                format!("only for pods bound to node \"{node}\", which this review cannot tell"),
+            ),
+            Err(denied) => (false, denied.message),
+        });
+    }
+    if let Some(attributes) = spec.get("nonResourceAttributes") {
+        let path = attributes.get("path").and_then(Value::as_str).unwrap_or("");
+        // Health, version, discovery and OpenAPI are open to every authenticated user.
+        let open = matches!(path, "/livez" | "/readyz" | "/healthz" | "/version")
+            || path == "/api"
+            || path.starts_with("/api/")
+            || path == "/apis"
+            || path.starts_with("/apis/")
+            || path.starts_with("/openapi/");
+        return Ok(if open || identity.in_group(MASTERS) {
+            (true, String::new())
+        } else {
+            (false, format!("only {MASTERS} may use {path}"))
+        });
+    }
+    Err(ApiError::bad_request(
+        "spec needs resourceAttributes or nonResourceAttributes",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +389,48 @@ mod tests {
         assert_eq!(
             authenticate(Some(&cert), None, &tokens).expect("cert").user,
             "admin"
+        );
+    }
+
+    /// `kubectl auth can-i` gets the answers real requests get.
+    #[test]
+    fn access_reviews_follow_the_request_rules() {
+        let review_as = |user: &str, groups: &[&str], spec: Value| {
+            let identity = Identity {
+                user: user.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            };
+            review(&identity, &spec)
+        };
+        let pods = serde_json::json!({"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}});
+        assert!(
+            review_as("admin", &[MASTERS], pods.clone())
+                .expect("review")
+                .0
+        );
+        let (allowed, reason) = review_as("bob", &[], pods).expect("review");
+        assert!(!allowed);
+        assert!(reason.contains("bob"), "{reason}");
+
+        let own_node = serde_json::json!({"resourceAttributes": {"verb": "create", "resource": "nodes", "name": "n1"}});
+        let other_node = serde_json::json!({"resourceAttributes": {"verb": "create", "resource": "nodes", "name": "n2"}});
+        let node = ("system:node:n1", ["system:nodes"]);
+        assert!(review_as(node.0, &node.1, own_node).expect("review").0);
+        assert!(!review_as(node.0, &node.1, other_node).expect("review").0);
+
+        let metrics =
+            serde_json::json!({"nonResourceAttributes": {"verb": "get", "path": "/metrics"}});
+        assert!(!review_as("bob", &[], metrics.clone()).expect("review").0);
+        assert!(review_as("admin", &[MASTERS], metrics).expect("review").0);
+
+        assert!(review_as("bob", &[], serde_json::json!({})).is_err());
+        assert!(
+            review_as(
+                "bob",
+                &[],
+                serde_json::json!({"resourceAttributes": {"verb": "get"}})
+            )
+            .is_err()
         );
     }
 }

@@ -45,6 +45,8 @@ enum Route {
     OpenApi(String),
     OpenApiV2,
     Metrics,
+    /// `kubectl auth can-i`: nothing stored, answered at once.
+    AccessReview,
     Resource(Target),
 }
 
@@ -60,6 +62,12 @@ fn parse_route(path: &str) -> ApiResult<Route> {
         ["openapi", "v3"] => Ok(Route::OpenApiIndex),
         ["openapi", "v2"] => Ok(Route::OpenApiV2),
         ["openapi", "v3", rest @ ..] => Ok(Route::OpenApi(rest.join("/"))),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => Ok(Route::AccessReview),
         ["api", version] => Ok(Route::GroupVersion(String::new(), (*version).to_string())),
         ["apis", group, version] => Ok(Route::GroupVersion(
             (*group).to_string(),
@@ -920,6 +928,7 @@ async fn handle(
             Route::Api | Route::Apis | Route::GroupVersion(..) => "discovery".into(),
             Route::OpenApiIndex | Route::OpenApi(_) | Route::OpenApiV2 => "openapi".into(),
             Route::Metrics => "metrics".into(),
+            Route::AccessReview => "selfsubjectaccessreviews".into(),
             Route::Resource(target) => target.rt.plural.into(),
         };
         if matches!(route, Route::Version) && method == Method::GET {
@@ -963,6 +972,30 @@ async fn handle(
                     api.metrics.render(),
                 )
                     .into_response())
+            }
+            Route::AccessReview => {
+                audit.resource = "selfsubjectaccessreviews".into();
+                if method != Method::POST {
+                    return Err(ApiError::method_not_allowed(
+                        "selfsubjectaccessreviews are only created (POST)",
+                    ));
+                }
+                audit.verb = "create".into();
+                let review = api.parse_body(&headers, &body)?;
+                let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
+                let (allowed, reason) = auth::review(&identity, &spec)?;
+                let mut status = json!({"allowed": allowed});
+                if !reason.is_empty() {
+                    status["reason"] = json!(reason);
+                }
+                let answer = json!({
+                    "kind": "SelfSubjectAccessReview",
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "metadata": {"creationTimestamp": null},
+                    "spec": spec,
+                    "status": status,
+                });
+                Ok(json_response(StatusCode::CREATED, &answer))
             }
             Route::Resource(target) => {
                 let query = Query::parse(&uri)?;

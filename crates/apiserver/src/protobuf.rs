@@ -49,6 +49,7 @@ const SUPPORTED_KINDS: &[(&str, &str)] = &[
     ("v1", "ServiceAccount"),
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
 ];
 
 /// Why a protobuf request body could not be turned into JSON.
@@ -121,6 +122,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         ("v1", "ServiceAccount") => decode_as::<ServiceAccount>(raw, kind)?,
         ("v1", "Service") => decode_as::<Service>(raw, kind)?,
         ("apps/v1", "Deployment") => decode_as::<Deployment>(raw, kind)?,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            decode_as::<SelfSubjectAccessReview>(raw, kind)?
+        }
         _ => {
             return Err(ProtobufError::UnsupportedKind {
                 api_version: type_meta.api_version,
@@ -500,6 +504,97 @@ struct NamespaceStatus {
 impl ToJson for NamespaceStatus {
     fn to_json(&self) -> Value {
         Fields::default().text("phase", &self.phase).build()
+    }
+}
+
+/// `authorization/v1.SelfSubjectAccessReview` (`kubectl auth can-i`); its status is the
+/// server's to fill.
+#[derive(Clone, PartialEq, Message)]
+struct SelfSubjectAccessReview {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<SelfSubjectAccessReviewSpec>,
+}
+
+impl ToJson for SelfSubjectAccessReview {
+    fn to_json(&self) -> Value {
+        Fields::default()
+            .message("metadata", self.metadata.as_ref())
+            .message("spec", self.spec.as_ref())
+            .build()
+    }
+}
+
+/// `authorization/v1.SelfSubjectAccessReviewSpec`.
+#[derive(Clone, PartialEq, Message)]
+struct SelfSubjectAccessReviewSpec {
+    #[prost(message, optional, tag = "1")]
+    resource_attributes: Option<ResourceAttributes>,
+    #[prost(message, optional, tag = "2")]
+    non_resource_attributes: Option<NonResourceAttributes>,
+}
+
+impl ToJson for SelfSubjectAccessReviewSpec {
+    fn to_json(&self) -> Value {
+        Fields::default()
+            .message("resourceAttributes", self.resource_attributes.as_ref())
+            .message(
+                "nonResourceAttributes",
+                self.non_resource_attributes.as_ref(),
+            )
+            .build()
+    }
+}
+
+/// `authorization/v1.ResourceAttributes` (its field and label selectors are not modelled).
+#[derive(Clone, PartialEq, Message)]
+struct ResourceAttributes {
+    #[prost(string, tag = "1")]
+    namespace: String,
+    #[prost(string, tag = "2")]
+    verb: String,
+    #[prost(string, tag = "3")]
+    group: String,
+    #[prost(string, tag = "4")]
+    version: String,
+    #[prost(string, tag = "5")]
+    resource: String,
+    #[prost(string, tag = "6")]
+    subresource: String,
+    #[prost(string, tag = "7")]
+    name: String,
+}
+
+impl ToJson for ResourceAttributes {
+    fn to_json(&self) -> Value {
+        Fields::default()
+            .text("namespace", &self.namespace)
+            .text("verb", &self.verb)
+            .text("group", &self.group)
+            .text("version", &self.version)
+            .text("resource", &self.resource)
+            .text("subresource", &self.subresource)
+            .text("name", &self.name)
+            .build()
+    }
+}
+
+/// `authorization/v1.NonResourceAttributes`.
+#[derive(Clone, PartialEq, Message)]
+struct NonResourceAttributes {
+    #[prost(string, tag = "1")]
+    path: String,
+    #[prost(string, tag = "2")]
+    verb: String,
+}
+
+impl ToJson for NonResourceAttributes {
+    fn to_json(&self) -> Value {
+        Fields::default()
+            .text("path", &self.path)
+            .text("verb", &self.verb)
+            .build()
     }
 }
 
