@@ -103,6 +103,21 @@ impl EtcdCluster {
         self.client_urls.join(",")
     }
 
+    /// Sends `signal` (SIGSTOP freezes a member as a paused VM would, SIGCONT thaws it) to
+    /// member `index`.
+    pub fn signal(&self, index: usize, signal: i32) -> Result<()> {
+        let pid = self.children[index]
+            .id()
+            .context("the etcd member has exited")?;
+        // std has no signal API and this workspace forbids unsafe code: use kill(1).
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
     /// SIGKILLs member `index`.
     pub async fn kill(&mut self, index: usize) -> Result<()> {
         self.children[index].kill().await?;

@@ -219,7 +219,22 @@ impl RemoteBackend {
                     tracing::debug!(endpoint = %member.url, op, %error, "storage endpoint unreachable");
                     unreachable = Some(error);
                 }
-                Ok(Err(error)) => return Err(self.translate(op, subject, &error).await),
+                Ok(Err(error)) => {
+                    let error = self.translate(op, subject, &error).await;
+                    if matches!(
+                        error,
+                        KvError::NoLeader
+                            | KvError::Timeout
+                            | KvError::Unhealthy
+                            | KvError::Stopped
+                    ) {
+                        // A member cut off from its leader (or going away): the request may
+                        // have been applied, so it is not sent again, but the next ones go to
+                        // another member.
+                        self.pin(first, (index + 1) % members.len());
+                    }
+                    return Err(error);
+                }
                 Err(_) => {
                     tracing::warn!(
                         endpoint = %member.url,
@@ -227,6 +242,9 @@ impl RemoteBackend {
                         timeout = ?self.inner.request_timeout,
                         "the storage endpoint did not answer in time"
                     );
+                    // A frozen member (paused VM, stopped process) takes connections and never
+                    // answers; the next requests go to another member.
+                    self.pin(first, (index + 1) % members.len());
                     return Err(KvError::Timeout);
                 }
             }
@@ -239,6 +257,9 @@ impl RemoteBackend {
 
     /// Moves the pin from `from` to `to` unless another request moved it already.
     fn pin(&self, from: usize, to: usize) {
+        if from == to {
+            return;
+        }
         let moved = self
             .inner
             .pinned
@@ -248,7 +269,7 @@ impl RemoteBackend {
             tracing::info!(
                 from = %self.inner.members[from].url,
                 to = %self.inner.members[to].url,
-                "storage endpoint unreachable; using the next one"
+                "storage endpoint unreachable or unable to serve; using the next one"
             );
         }
     }
