@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use hanode_testkit::wait;
 
-use crate::proc::free_port;
+use crate::proc::free_port_except;
 
 /// The etcd binary: `ETCD_BIN` or `/usr/bin/etcd`.
 pub fn etcd_bin() -> PathBuf {
@@ -31,7 +31,10 @@ impl EtcdCluster {
         let dir = tempfile::tempdir()?;
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let members: Vec<(String, u16, u16)> = (0..n)
-            .map(|i| (format!("etcd{i}"), free_port(ip), free_port(ip)))
+            .map(|i| {
+                let client = free_port_except(ip, &[]);
+                (format!("etcd{i}"), client, free_port_except(ip, &[client]))
+            })
             .collect();
         let initial_cluster = members
             .iter()

@@ -23,12 +23,32 @@ pub fn hanode_bin() -> PathBuf {
     profile_dir.join("hanode")
 }
 
-/// A free TCP port on `ip` (bound and released; the window for a race is tiny).
+/// Where test servers' ports come from: below Linux's ephemeral range (32768-60999), so the
+/// outgoing connections of other tests, which take ephemeral ports, cannot grab a port between
+/// its choice here and the server's bind. (Port 0 would hand out exactly those ports.)
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// A TCP port on `ip` that is free now: random in [`TEST_PORTS`], checked by binding it. Not in
+/// `taken` (ports already chosen for the same process).
+pub fn free_port_except(ip: IpAddr, taken: &[u16]) -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    for attempt in 0u64.. {
+        // RandomState is seeded per instance: a random number without a rand dependency.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(attempt);
+        let port = TEST_PORTS.start + (hasher.finish() % span) as u16;
+        if !taken.contains(&port) && TcpListener::bind(SocketAddr::new(ip, port)).is_ok() {
+            return port;
+        }
+        assert!(attempt < 10_000, "no free port on {ip} in {TEST_PORTS:?}");
+    }
+    unreachable!("the loop returns or panics")
+}
+
+/// A free TCP port on `ip`; see [`free_port_except`].
 pub fn free_port(ip: IpAddr) -> u16 {
-    TcpListener::bind(SocketAddr::new(ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding port 0 on loopback")
+    free_port_except(ip, &[])
 }
 
 /// One `hanode server` process.
@@ -48,11 +68,9 @@ pub struct ProcServer {
 impl ProcServer {
     /// Starts `hanode server` with `extra` arguments (`--init` or `--join ...`).
     pub fn spawn(root: &Path, name: &str, ip: Ipv4Addr, extra: &[String]) -> Result<ProcServer> {
-        let ports = [
-            free_port(ip.into()),
-            free_port(ip.into()),
-            free_port(ip.into()),
-        ];
+        let api = free_port(ip.into());
+        let etcd = free_port_except(ip.into(), &[api]);
+        let ports = [api, etcd, free_port_except(ip.into(), &[api, etcd])];
         let mut server = ProcServer {
             name: name.into(),
             ip,
