@@ -458,6 +458,14 @@ async fn kubectl_auth_can_i_answers_per_user() -> Result<()> {
             .ok(&["--kubeconfig", &bob, "auth", "can-i", "get", "/api"])
             .await?;
         assert_eq!(discovery.trim(), "yes");
+
+        let everything = kubectl.ok(&["auth", "can-i", "--list"]).await?;
+        assert!(everything.contains("*.*"), "{everything}");
+        let bobs = kubectl
+            .ok(&["--kubeconfig", &bob, "auth", "can-i", "--list"])
+            .await?;
+        assert!(bobs.contains("[/version]"), "{bobs}");
+        assert!(!bobs.contains("pods"), "{bobs}");
     }
     Ok(())
 }

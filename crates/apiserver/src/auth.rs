@@ -267,14 +267,7 @@ pub fn review(identity: &Identity, spec: &Value) -> Result<(bool, String), ApiEr
     }
     if let Some(attributes) = spec.get("nonResourceAttributes") {
         let path = attributes.get("path").and_then(Value::as_str).unwrap_or("");
-        // Health, version, discovery and OpenAPI are open to every authenticated user.
-        let open = matches!(path, "/livez" | "/readyz" | "/healthz" | "/version")
-            || path == "/api"
-            || path.starts_with("/api/")
-            || path == "/apis"
-            || path.starts_with("/apis/")
-            || path.starts_with("/openapi/");
-        return Ok(if open || identity.in_group(MASTERS) {
+        return Ok(if is_open(path) || identity.in_group(MASTERS) {
             (true, String::new())
         } else {
             (false, format!("only {MASTERS} may use {path}"))
@@ -283,6 +276,88 @@ pub fn review(identity: &Identity, spec: &Value) -> Result<(bool, String), ApiEr
     Err(ApiError::bad_request(
         "spec needs resourceAttributes or nonResourceAttributes",
     ))
+}
+
+/// Paths every authenticated user may read.
+const OPEN_PATHS: &[&str] = &[
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+    "/healthz",
+    "/livez",
+    "/openapi/*",
+    "/readyz",
+    "/version",
+];
+
+/// Whether `path` is in [`OPEN_PATHS`] (health, version, discovery and OpenAPI).
+fn is_open(path: &str) -> bool {
+    OPEN_PATHS.iter().any(|open| match open.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == *open,
+    })
+}
+
+/// The rules of a SelfSubjectRulesReview (`kubectl auth can-i --list`) for `identity` in
+/// `namespace`: `(resourceRules, nonResourceRules, incomplete)`. Found by asking [`authorize`]
+/// about every served resource and verb, so the list cannot disagree with what requests meet;
+/// permissions that depend on the object (a node's own pods) are left out and make the list
+/// incomplete.
+pub fn rules(identity: &Identity, namespace: &str) -> (Vec<Value>, Vec<Value>, bool) {
+    use serde_json::json;
+    if identity.in_group(MASTERS) {
+        return (
+            vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+            vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+            false,
+        );
+    }
+    let mut resource_rules = Vec::new();
+    let mut incomplete = false;
+    let own = identity.node_name();
+    for rt in crate::resources::RESOURCES {
+        let subresources = std::iter::once(None).chain(rt.subresources.iter().copied().map(Some));
+        for subresource in subresources {
+            let (mut any, mut named) = (Vec::new(), Vec::new());
+            for verb in crate::resources::ALL_VERBS {
+                let attrs = Attributes {
+                    verb,
+                    group: rt.group,
+                    resource: rt.plural,
+                    subresource: subresource.map(crate::resources::Subresource::name),
+                    namespace: rt.namespaced.then_some(namespace),
+                    name: None,
+                };
+                match authorize(identity, &attrs) {
+                    Ok(Condition::None) => any.push(*verb),
+                    Ok(_) => incomplete = true,
+                    Err(_) => {
+                        let by_name = Attributes { name: own, ..attrs };
+                        if own.is_some()
+                            && matches!(authorize(identity, &by_name), Ok(Condition::None))
+                        {
+                            named.push(*verb);
+                        }
+                    }
+                }
+            }
+            let resource = match subresource {
+                Some(sub) => format!("{}/{}", rt.plural, sub.name()),
+                None => rt.plural.to_string(),
+            };
+            if !any.is_empty() {
+                resource_rules
+                    .push(json!({"verbs": any, "apiGroups": [rt.group], "resources": [resource]}));
+            }
+            if let (false, Some(own)) = (named.is_empty(), own) {
+                resource_rules.push(json!({"verbs": named, "apiGroups": [rt.group],
+                    "resources": [resource], "resourceNames": [own]}));
+            }
+        }
+    }
+    let open = vec![json!({"verbs": ["get"], "nonResourceURLs": OPEN_PATHS})];
+    (resource_rules, open, incomplete)
 }
 
 #[cfg(test)]
@@ -432,5 +507,43 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// `kubectl auth can-i --list` lists what the authorizer allows, and only that.
+    #[test]
+    fn rules_reviews_list_what_authorize_allows() {
+        let admin = Identity {
+            user: "admin".into(),
+            groups: vec![MASTERS.into()],
+        };
+        let (resources, _, incomplete) = rules(&admin, "default");
+        assert_eq!(resources[0]["resources"][0], "*");
+        assert!(!incomplete);
+
+        let bob = Identity {
+            user: "bob".into(),
+            groups: vec![],
+        };
+        let (resources, open, _) = rules(&bob, "default");
+        assert!(resources.is_empty(), "{resources:?}");
+        assert!(open[0]["nonResourceURLs"].to_string().contains("/version"));
+
+        let node = Identity {
+            user: "system:node:n1".into(),
+            groups: vec!["system:nodes".into()],
+        };
+        let (resources, _, incomplete) = rules(&node, "kube-node-lease");
+        let find = |resource: &str, named: bool| {
+            resources.iter().find(|r| {
+                r["resources"][0] == resource && r.get("resourceNames").is_some() == named
+            })
+        };
+        let pods = find("pods", false).expect("pods rule");
+        assert_eq!(pods["verbs"], serde_json::json!(["get", "list", "watch"]));
+        let own_lease = find("leases", true).expect("own lease rule");
+        assert_eq!(own_lease["resourceNames"], serde_json::json!(["n1"]));
+        assert!(find("secrets", false).is_none());
+        // Pod status writes depend on the pod's node: left out, and the list says so.
+        assert!(incomplete);
     }
 }

@@ -47,6 +47,8 @@ enum Route {
     Metrics,
     /// `kubectl auth can-i`: nothing stored, answered at once.
     AccessReview,
+    /// `kubectl auth can-i --list`: likewise.
+    RulesReview,
     Resource(Target),
 }
 
@@ -68,6 +70,12 @@ fn parse_route(path: &str) -> ApiResult<Route> {
             "v1",
             "selfsubjectaccessreviews",
         ] => Ok(Route::AccessReview),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+        ] => Ok(Route::RulesReview),
         ["api", version] => Ok(Route::GroupVersion(String::new(), (*version).to_string())),
         ["apis", group, version] => Ok(Route::GroupVersion(
             (*group).to_string(),
@@ -929,6 +937,7 @@ async fn handle(
             Route::OpenApiIndex | Route::OpenApi(_) | Route::OpenApiV2 => "openapi".into(),
             Route::Metrics => "metrics".into(),
             Route::AccessReview => "selfsubjectaccessreviews".into(),
+            Route::RulesReview => "selfsubjectrulesreviews".into(),
             Route::Resource(target) => target.rt.plural.into(),
         };
         if matches!(route, Route::Version) && method == Method::GET {
@@ -994,6 +1003,32 @@ async fn handle(
                     "metadata": {"creationTimestamp": null},
                     "spec": spec,
                     "status": status,
+                });
+                Ok(json_response(StatusCode::CREATED, &answer))
+            }
+            Route::RulesReview => {
+                audit.resource = "selfsubjectrulesreviews".into();
+                if method != Method::POST {
+                    return Err(ApiError::method_not_allowed(
+                        "selfsubjectrulesreviews are only created (POST)",
+                    ));
+                }
+                audit.verb = "create".into();
+                let review = api.parse_body(&headers, &body)?;
+                let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
+                let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
+                let (resource_rules, non_resource_rules, incomplete) =
+                    auth::rules(&identity, namespace);
+                let answer = json!({
+                    "kind": "SelfSubjectRulesReview",
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "metadata": {"creationTimestamp": null},
+                    "spec": spec,
+                    "status": {
+                        "resourceRules": resource_rules,
+                        "nonResourceRules": non_resource_rules,
+                        "incomplete": incomplete,
+                    },
                 });
                 Ok(json_response(StatusCode::CREATED, &answer))
             }

@@ -50,6 +50,7 @@ const SUPPORTED_KINDS: &[(&str, &str)] = &[
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
 ];
 
 /// Why a protobuf request body could not be turned into JSON.
@@ -124,6 +125,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         ("apps/v1", "Deployment") => decode_as::<Deployment>(raw, kind)?,
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
             decode_as::<SelfSubjectAccessReview>(raw, kind)?
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            decode_as::<SelfSubjectRulesReview>(raw, kind)?
         }
         _ => {
             return Err(ProtobufError::UnsupportedKind {
@@ -523,6 +527,37 @@ impl ToJson for SelfSubjectAccessReview {
             .message("metadata", self.metadata.as_ref())
             .message("spec", self.spec.as_ref())
             .build()
+    }
+}
+
+/// `authorization/v1.SelfSubjectRulesReview` (`kubectl auth can-i --list`).
+#[derive(Clone, PartialEq, Message)]
+struct SelfSubjectRulesReview {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<SelfSubjectRulesReviewSpec>,
+}
+
+impl ToJson for SelfSubjectRulesReview {
+    fn to_json(&self) -> Value {
+        Fields::default()
+            .message("metadata", self.metadata.as_ref())
+            .message("spec", self.spec.as_ref())
+            .build()
+    }
+}
+
+/// `authorization/v1.SelfSubjectRulesReviewSpec`.
+#[derive(Clone, PartialEq, Message)]
+struct SelfSubjectRulesReviewSpec {
+    #[prost(string, tag = "1")]
+    namespace: String,
+}
+
+impl ToJson for SelfSubjectRulesReviewSpec {
+    fn to_json(&self) -> Value {
+        Fields::default().text("namespace", &self.namespace).build()
     }
 }
 
