@@ -82,6 +82,21 @@ impl Api {
     }
 }
 
+/// A server that knows [`TOKENS`]: bearer tokens come from `<data-dir>/auth/tokens.csv`,
+/// read at start, so the server is started, given the file and restarted.
+async fn server_with_tokens(root: &std::path::Path) -> Result<ProcServer> {
+    hanode_testkit::init();
+    let mut server =
+        ProcServer::spawn(root, "n1", Ipv4Addr::new(127, 0, 0, 1), &["--init".into()])?;
+    server.wait_ready(Duration::from_secs(30)).await?;
+    std::fs::create_dir_all(server.data_dir.join("auth"))?;
+    std::fs::write(server.data_dir.join("auth/tokens.csv"), TOKENS)?;
+    server.terminate().await?;
+    server.start(&[])?;
+    server.wait_ready(Duration::from_secs(30)).await?;
+    Ok(server)
+}
+
 fn status_patch(phase: &str) -> Value {
     json!({"status": {"phase": phase}})
 }
@@ -100,21 +115,8 @@ async fn merge_patch(api: &Api, token: &str, path: &str, body: Value) -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn users_nodes_and_anonymous_get_what_their_identity_allows() -> Result<()> {
-    hanode_testkit::init();
     let dir = tempfile::tempdir()?;
-    let mut server = ProcServer::spawn(
-        dir.path(),
-        "n1",
-        Ipv4Addr::new(127, 0, 0, 1),
-        &["--init".into()],
-    )?;
-    server.wait_ready(Duration::from_secs(30)).await?;
-    // Bearer tokens come from <data-dir>/auth/tokens.csv, read at start.
-    std::fs::create_dir_all(server.data_dir.join("auth"))?;
-    std::fs::write(server.data_dir.join("auth/tokens.csv"), TOKENS)?;
-    server.terminate().await?;
-    server.start(&[])?;
-    server.wait_ready(Duration::from_secs(30)).await?;
+    let server = server_with_tokens(dir.path()).await?;
     let api = Api::new(&server)?;
 
     // Anonymous: 401 with a Status, except the public health and version endpoints.
@@ -396,20 +398,8 @@ async fn users_nodes_and_anonymous_get_what_their_identity_allows() -> Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_auth_can_i_answers_per_user() -> Result<()> {
     use hanode_tests::kubectl::Kubectl;
-    hanode_testkit::init();
     let dir = tempfile::tempdir()?;
-    let mut server = ProcServer::spawn(
-        dir.path(),
-        "n1",
-        Ipv4Addr::new(127, 0, 0, 1),
-        &["--init".into()],
-    )?;
-    server.wait_ready(Duration::from_secs(30)).await?;
-    std::fs::create_dir_all(server.data_dir.join("auth"))?;
-    std::fs::write(server.data_dir.join("auth/tokens.csv"), TOKENS)?;
-    server.terminate().await?;
-    server.start(&[])?;
-    server.wait_ready(Duration::from_secs(30)).await?;
+    let server = server_with_tokens(dir.path()).await?;
 
     let bob = dir.path().join("bob.kubeconfig");
     std::fs::write(

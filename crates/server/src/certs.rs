@@ -3,8 +3,9 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use hanode_pki::{CertKey, ClusterCa, LeafKind, LeafRequest, PkiError};
+use hanode_pki::{CertKey, ClusterCa, JoinToken, LeafKind, LeafRequest, PkiError, new_secret};
 
+use crate::config::{Config, default_node_name};
 use crate::state::MemberCerts;
 
 /// Organization of peer certificates; the peer port accepts only these.
@@ -18,6 +19,26 @@ pub const CA_KEY: &[u8] = b"/hanode/pki/ca";
 pub const CONTROL_PLANE_CA_KEY: &[u8] = b"/hanode/control-plane/pki/ca";
 /// Store key of the cluster record.
 pub const CLUSTER_KEY: &[u8] = b"/hanode/cluster";
+
+/// What `--init` creates, for a stacked or a control-plane cluster alike: the cluster CA, the
+/// join token pinning it, and the first server's certificates.
+pub fn new_cluster(config: &Config) -> Result<(ClusterCa, JoinToken, MemberCerts), PkiError> {
+    let now = SystemTime::now();
+    let ca = ClusterCa::generate(now)?;
+    let token = JoinToken {
+        ca_fingerprint: ca.fingerprint(),
+        secret: new_secret(),
+    };
+    let certs = issue_member_certs(
+        &ca,
+        &config.node_name,
+        &default_node_name(),
+        config.advertise_address,
+        &config.tls_sans,
+        now,
+    )?;
+    Ok((ca, token, certs))
+}
 
 /// Issues the serving, peer and admin certificates of a member. Serving and peer
 /// certificates cover the advertise address, the host name, 127.0.0.1, localhost and every

@@ -6,7 +6,7 @@
 //! receive certificates, exactly as store members do, but nothing joins a Raft group.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -15,11 +15,11 @@ use hanode_kv::{
     TxnRequest,
 };
 use hanode_pki::tls::{ALPN_HTTP, ClientAuth, server_config};
-use hanode_pki::{ClusterCa, JoinToken, new_secret};
+use hanode_pki::{ClusterCa, JoinToken};
 use hanode_remote::{RemoteBackend, RemoteConfig, RemoteTls};
 
 use crate::api::{control_plane_router, join_router};
-use crate::certs::{CONTROL_PLANE_CA_KEY, issue_member_certs, seal_ca};
+use crate::certs::{CONTROL_PLANE_CA_KEY, new_cluster, seal_ca};
 use crate::config::{Bootstrap, Config, Role, StorageEndpoints, default_node_name};
 use crate::join::{JoinHandler, JoinRequest, request_join};
 use crate::server::{
@@ -78,20 +78,7 @@ pub(crate) async fn build(config: Config, listeners: Listeners) -> Result<Server
             )));
         }
         (None, Bootstrap::Init) => {
-            let now = SystemTime::now();
-            let ca = ClusterCa::generate(now)?;
-            let token = JoinToken {
-                ca_fingerprint: ca.fingerprint(),
-                secret: new_secret(),
-            };
-            let certs = issue_member_certs(
-                &ca,
-                &config.node_name,
-                &default_node_name(),
-                config.advertise_address,
-                &config.tls_sans,
-                now,
-            )?;
+            let (ca, token, certs) = new_cluster(&config)?;
             store_new_ca(&store, &ca, &token, &storage).await?;
             let state = NodeState {
                 node_id: (rand::random::<u64>() >> 1).max(1),

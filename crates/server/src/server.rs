@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Extension;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,12 +18,12 @@ use hanode_apiserver::metrics::{StoreSnapshot, StoreStats};
 use hanode_apiserver::{ApiConfig, ApiServer};
 use hanode_kv::{KvBackend, PutRequest};
 use hanode_pki::tls::{ALPN_H2, ALPN_HTTP, ClientAuth, server_config};
-use hanode_pki::{ClusterCa, JoinToken, new_secret};
+use hanode_pki::{ClusterCa, JoinToken};
 use hanode_store::{PeerTls, StoreConfig, StoreNode};
 use hanode_types::Member;
 
 use crate::api::{ApiState, join_router, router};
-use crate::certs::{CA_KEY, CLUSTER_KEY, PEER_ORG, issue_member_certs, seal_ca};
+use crate::certs::{CA_KEY, CLUSTER_KEY, PEER_ORG, new_cluster, seal_ca};
 use crate::config::{Bootstrap, Config, Role, default_node_name};
 use crate::join::{JoinHandler, JoinRequest, request_join};
 use crate::state::{DataDir, MemberCerts, NodeState};
@@ -198,20 +198,7 @@ impl Server {
             }
             (None, Bootstrap::Init) => {
                 clear_incomplete(&data_dir)?;
-                let now = SystemTime::now();
-                let ca = ClusterCa::generate(now)?;
-                let token = JoinToken {
-                    ca_fingerprint: ca.fingerprint(),
-                    secret: new_secret(),
-                };
-                let certs = issue_member_certs(
-                    &ca,
-                    &config.node_name,
-                    &default_node_name(),
-                    config.advertise_address,
-                    &config.tls_sans,
-                    now,
-                )?;
+                let (ca, token, certs) = new_cluster(&config)?;
                 let state = NodeState {
                     node_id: (rand::random::<u64>() >> 1).max(1),
                     cluster_id: rand::random::<u64>().max(1),
