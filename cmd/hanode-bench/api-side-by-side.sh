@@ -16,27 +16,7 @@ PHASE_SECS="${PHASE_SECS:-10}"
 PODS="${PODS:-10000}"
 ROUNDS="${ROUNDS:-1}"
 OUT="${OUT:-$CARGO_TARGET_DIR/bench-api-latest.txt}"
-SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-
-command -v etcd >/dev/null || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server; }
-cargo build --release -p hanode -p hanode-bench
-HANODE="$CARGO_TARGET_DIR/release/hanode"
-BENCH="$CARGO_TARGET_DIR/release/hanode-bench"
-
-WORK=$(mktemp -d /var/tmp/hanode-bench.XXXXXX)
-cleanup() {
-  if [ -n "${KEEP:-}" ]; then echo "KEEP set: servers left running in $WORK"; return; fi
-  pkill -9 -f "$WORK" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_for() { # what, command...
-  local what=$1; shift
-  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for $what" >&2; exit 1
-}
+. cmd/hanode-bench/bench-env.sh
 ready() { curl -sf --cacert "$1" "https://$2:6443/readyz" | grep -q ok; }
 start() { # name, ip, args...
   local name=$1 ip=$2; shift 2

@@ -13,27 +13,7 @@ SCALE="${SCALE:-1}"
 ROUNDS="${ROUNDS:-2}"
 ONLY="${ONLY:-.}"
 OUT="${OUT:-$CARGO_TARGET_DIR/bench-latest.txt}"
-SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-
-command -v etcd >/dev/null || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server; }
-cargo build --release -p hanode -p hanode-bench
-HANODE="$CARGO_TARGET_DIR/release/hanode"
-BENCH="$CARGO_TARGET_DIR/release/hanode-bench"
-
-WORK=$(mktemp -d /var/tmp/hanode-bench.XXXXXX)
-cleanup() {
-  if [ -n "${KEEP:-}" ]; then echo "KEEP set: clusters left running in $WORK"; return; fi
-  pkill -9 -f "$WORK" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_for() { # what, command...
-  local what=$1; shift
-  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for $what" >&2; exit 1
-}
+. cmd/hanode-bench/bench-env.sh
 now_ms() { date +%s%3N; }
 
 H_IPS=(127.0.10.1 127.0.10.2 127.0.10.3)
