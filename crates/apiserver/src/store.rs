@@ -261,13 +261,7 @@ impl ObjectStore {
         namespace: Option<&str>,
         options: &ListOptions,
     ) -> ApiResult<ListPage> {
-        self.scan(rt, namespace, options, |kv| {
-            let object = Self::decode(rt, kv)?;
-            let selected =
-                options.labels.matches_object(&object) && options.fields.matches(&object);
-            Ok(selected.then_some(object))
-        })
-        .await
+        self.list_map(rt, namespace, options, |object| object).await
     }
 
     /// [`Self::list`] with each selected object turned into an item by `map` as it is read.
@@ -279,10 +273,7 @@ impl ObjectStore {
         map: impl Fn(Value) -> T,
     ) -> ApiResult<ListPage<T>> {
         self.scan(rt, namespace, options, |kv| {
-            let object = Self::decode(rt, kv)?;
-            let selected =
-                options.labels.matches_object(&object) && options.fields.matches(&object);
-            Ok(selected.then(|| map(object)))
+            Ok(Self::selected(rt, kv, options)?.map(&map))
         })
         .await
     }
@@ -300,12 +291,21 @@ impl ObjectStore {
             if unfiltered {
                 return Self::served_json(rt, kv).map(Some);
             }
-            let object = Self::decode(rt, kv)?;
-            let selected =
-                options.labels.matches_object(&object) && options.fields.matches(&object);
-            Ok(selected.then(|| serde_json::to_vec(&object).unwrap_or_default()))
+            let object = Self::selected(rt, kv, options)?;
+            Ok(object.map(|o| serde_json::to_vec(&o).unwrap_or_default()))
         })
         .await
+    }
+
+    /// The stored object, decoded, if the list's selectors keep it.
+    fn selected(
+        rt: &ResourceType,
+        kv: &KeyValue,
+        options: &ListOptions,
+    ) -> ApiResult<Option<Value>> {
+        let object = Self::decode(rt, kv)?;
+        let keep = options.labels.matches_object(&object) && options.fields.matches(&object);
+        Ok(keep.then_some(object))
     }
 
     /// The scan behind the lists: `item` turns each stored object into a list item, or `None`
@@ -469,28 +469,13 @@ impl ObjectStore {
             return Ok(object);
         }
         let key = rt.key(namespace, &name).into_bytes();
-        let txn = TxnRequest {
-            compare: vec![Compare {
-                result: CompareResult::Equal,
-                target: CompareTarget::Create(0),
-                key: key.clone(),
-                range_end: Vec::new(),
-            }],
-            success: vec![RequestOp::Put(PutRequest {
-                key,
-                value: Self::encode(&object),
-                ..Default::default()
-            })],
-            failure: Vec::new(),
-        };
-        let resp = self.kv.txn(txn).await?;
-        if !resp.succeeded {
+        // Create revision 0: the key does not exist.
+        if !self
+            .put_if(key, CompareTarget::Create(0), &mut object)
+            .await?
+        {
             return Err(ApiError::already_exists(rt.plural, rt.group, &name));
         }
-        metadata_mut(&mut object).insert(
-            "resourceVersion".into(),
-            json!(resp.header.revision.to_string()),
-        );
         Ok(object)
     }
 
@@ -504,29 +489,45 @@ impl ObjectStore {
         expected: i64,
     ) -> ApiResult<Value> {
         let key = rt.key(namespace, name).into_bytes();
+        if !self
+            .put_if(key, CompareTarget::Mod(expected), &mut object)
+            .await?
+        {
+            return Err(ApiError::conflict(rt.plural, rt.group, name));
+        }
+        Ok(object)
+    }
+
+    /// Stores `object` at `key` if the key's `target` compares equal, in one transaction;
+    /// on success sets the object's resourceVersion to the write's revision.
+    async fn put_if(
+        &self,
+        key: Vec<u8>,
+        target: CompareTarget,
+        object: &mut Value,
+    ) -> ApiResult<bool> {
         let txn = TxnRequest {
             compare: vec![Compare {
                 result: CompareResult::Equal,
-                target: CompareTarget::Mod(expected),
+                target,
                 key: key.clone(),
                 range_end: Vec::new(),
             }],
             success: vec![RequestOp::Put(PutRequest {
                 key,
-                value: Self::encode(&object),
+                value: Self::encode(object),
                 ..Default::default()
             })],
             failure: Vec::new(),
         };
         let resp = self.kv.txn(txn).await?;
-        if !resp.succeeded {
-            return Err(ApiError::conflict(rt.plural, rt.group, name));
+        if resp.succeeded {
+            metadata_mut(object).insert(
+                "resourceVersion".into(),
+                json!(resp.header.revision.to_string()),
+            );
         }
-        metadata_mut(&mut object).insert(
-            "resourceVersion".into(),
-            json!(resp.header.revision.to_string()),
-        );
-        Ok(object)
+        Ok(resp.succeeded)
     }
 
     /// Read-modify-write with retries on concurrent changes: `change` gets the current object
