@@ -285,8 +285,28 @@ async fn etcdctl_commands_work_against_three_servers() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_token_join_is_refused_and_writes_nothing() -> Result<()> {
     let c = ProcCluster::start().await?;
-    // Every key with its mod revision, but the API servers' heartbeat Leases, which renew on
-    // their own while the test runs.
+    // The `kubernetes` Endpoints follow the API servers' heartbeats; wait until they list
+    // all three, so the only writes left are the identity Leases' renewals.
+    wait::for_true(
+        Duration::from_secs(30),
+        "endpoints listing three servers",
+        || async {
+            let out = c
+                .etcdctl(&[
+                    "get",
+                    "/registry/endpoints/default/kubernetes",
+                    "--print-value-only",
+                ])
+                .await
+                .unwrap_or_default();
+            ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+                .iter()
+                .all(|ip| out.contains(&format!("\"{ip}\"")))
+        },
+    )
+    .await?;
+    // Every key with its mod revision, but the API servers' identity Leases, which renew on
+    // their own every few seconds.
     let written = || async {
         use base64::Engine as _;
         let json = c.etcdctl(&["get", "", "--from-key", "-w", "json"]).await?;
@@ -296,7 +316,7 @@ async fn wrong_token_join_is_refused_and_writes_nothing() -> Result<()> {
         for kv in value["kvs"].as_array().context("kvs")? {
             let key = engine.decode(kv["key"].as_str().context("key")?)?;
             let key = String::from_utf8_lossy(&key).into_owned();
-            if !key.starts_with("/registry/leases/kube-system/apiserver-") {
+            if !key.starts_with("/registry/coordination.k8s.io/leases/kube-system/apiserver-") {
                 keys.push((key, kv["mod_revision"].as_i64().context("mod_revision")?));
             }
         }
