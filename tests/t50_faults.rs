@@ -29,6 +29,11 @@ async fn minority_partition_refuses_linearizable_requests_while_majority_serves(
     let minority = leader;
     let majority: Vec<usize> = (0..3).filter(|i| *i != minority).collect();
     cluster.node(leader).put(put("before", "1")).await?;
+    // A lease renewed on the leader just before the cut: its renewals take the fast path
+    // (leadership confirmed moments ago) until that confirmation is too old to trust.
+    let lease = cluster.node(leader).lease_grant(0, 30).await?.id;
+    assert!(cluster.node(leader).lease_keep_alive(lease).await?.ttl > 0);
+    assert!(cluster.node(leader).lease_keep_alive(lease).await?.ttl > 0);
     cluster.isolate(minority);
 
     let new_leader = cluster
@@ -73,6 +78,14 @@ async fn minority_partition_refuses_linearizable_requests_while_majority_serves(
         })
         .await?;
     assert!(stale.kvs.is_empty());
+    // The cut-off leader still believes it leads, but a renewal there would be a promise the
+    // new leader does not know about: it is refused, and the majority renews the lease.
+    let renewal = cluster.node(minority).lease_keep_alive(lease).await;
+    assert!(
+        matches!(renewal, Err(KvError::Timeout | KvError::NoLeader)),
+        "minority keep-alive: {renewal:?}"
+    );
+    assert!(cluster.node(majority[0]).lease_keep_alive(lease).await?.ttl > 0);
 
     cluster.heal();
     wait::for_true(

@@ -81,11 +81,12 @@ row "put 1 client"          put --clients 1 --conns 1 --total "$(n 2000)" --val-
 row "put 16 clients"        put --clients 16 --total "$(n 20000)" --val-size 256
 row "put 64 clients"        put --clients 64 --total "$(n 40000)" --val-size 256
 row "put 256 clients"       put --clients 256 --conns 64 --total "$(n 60000)" --val-size 256
+row "range 1 client"        range --consistency s --clients 1 --conns 1 --total "$(n 5000)"
 row "range linearizable"    range --consistency l --clients 16 --total "$(n 40000)"
 row "range serializable"    range --consistency s --clients 16 --total "$(n 40000)" --target all
 row "txn 16 clients"    txn-put --clients 16 --total "$(n 20000)"
 row "watch latency"         watch-latency --conns 4 --total "$(n 2000)"
-row "lease keep-alive"      lease-keepalive --clients 16 --total "$(n 20000)"
+row "lease keep-alive"      lease-keepalive --clients 16 --total "$(n 100000)"
 row "failover kill"         failover --fault kill --restart-log "$WORK/restarted.log"
 row "failover stop 5s"      failover --fault stop --stop-secs 5
 row "footprint"             footprint --clients 16 --total "$(n 10000)"

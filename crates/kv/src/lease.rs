@@ -42,6 +42,21 @@ impl Lessor {
         self.deadlines.clear();
     }
 
+    /// Renews one lease the replicated state holds with granted `ttl`, tracking it first (with
+    /// a full TTL from `now`) if [`Lessor::sync`] has not seen it yet; `None` if it is tracked
+    /// and already past its deadline. Costs one lookup, where `sync` walks every lease.
+    pub fn renew(&mut self, id: LeaseId, ttl: i64, now: Instant) -> Option<i64> {
+        self.deadlines
+            .entry(id)
+            .or_insert_with(|| (now + secs(ttl), ttl));
+        self.keep_alive(id, now)
+    }
+
+    /// Stops tracking a lease the replicated state no longer holds.
+    pub fn forget(&mut self, id: LeaseId) {
+        self.deadlines.remove(&id);
+    }
+
     /// Renews a lease for a full TTL; `None` if it is not tracked.
     pub fn keep_alive(&mut self, id: LeaseId, now: Instant) -> Option<i64> {
         let (deadline, ttl) = self.deadlines.get_mut(&id)?;
@@ -105,5 +120,20 @@ mod tests {
         lessor.sync(&[(2, 10)], Instant::now());
         assert_eq!(lessor.expired(Instant::now()), vec![2]);
         assert_eq!(lessor.remaining_secs(7, Instant::now()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renew_tracks_new_leases_and_refuses_expired_ones() {
+        let mut lessor = Lessor::new();
+        let start = Instant::now();
+        // Granted after the last sync: tracked on its first renewal, with a full TTL.
+        assert_eq!(lessor.renew(3, 5, start), Some(5));
+        assert_eq!(lessor.remaining_secs(3, start), Some(5));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(lessor.expired(Instant::now()), vec![3]);
+        // Past its deadline, a renewal does not bring it back.
+        assert_eq!(lessor.renew(3, 5, Instant::now()), None);
+        lessor.forget(3);
+        assert!(lessor.expired(Instant::now()).is_empty());
     }
 }

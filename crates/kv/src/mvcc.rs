@@ -305,6 +305,11 @@ impl Mvcc {
             .collect()
     }
 
+    /// Granted TTL of one lease, without its keys.
+    pub fn lease_ttl(&self, id: LeaseId) -> Option<i64> {
+        self.leases.get(&id).map(|state| state.ttl)
+    }
+
     /// Granted TTL and attached keys of one lease.
     pub fn lease(&self, id: LeaseId) -> Option<(i64, Vec<Vec<u8>>)> {
         self.leases

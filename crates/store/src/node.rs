@@ -41,6 +41,9 @@ struct Pending {
     done: tokio::sync::oneshot::Sender<KvResult<Applied>>,
 }
 
+/// Someone waiting for a ReadIndex round: the commit index once leadership is confirmed.
+type ReadWaiter = tokio::sync::oneshot::Sender<KvResult<u64>>;
+
 /// Rough size of a command, for batch limits.
 fn command_bytes(command: &Command) -> usize {
     fn op_bytes(op: &hanode_kv::RequestOp) -> usize {
@@ -98,6 +101,29 @@ async fn run_batcher(
     }
 }
 
+/// Confirms leadership for many readers at once: waits for the first, takes every reader queued
+/// behind it, and answers them all from one ReadIndex round (one heartbeat to a quorum). A
+/// round starts only after its readers arrived, so each gets a commit index at least as new
+/// as its request, as a ReadIndex of its own would give. Readers arriving during a round wait
+/// for the next one.
+async fn run_read_rounds(
+    core: Weak<Core>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<ReadWaiter>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut waiters = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            waiters.push(next);
+        }
+        let Some(core) = core.upgrade() else { return };
+        let result = core.read_index_round(core.config.request_timeout).await;
+        drop(core);
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
 /// How often the leader checks lease deadlines and learners.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(25);
 
@@ -114,6 +140,10 @@ pub(crate) struct Core {
     vote_term_seen: std::sync::atomic::AtomicU64,
     /// The leader that last sent us AppendEntries (heartbeats included), and when.
     leader_contact: std::sync::Mutex<Option<(NodeId, Instant)>>,
+    /// Term and send time of the newest ReadIndex round a quorum confirmed.
+    confirmed: std::sync::Mutex<Option<(u64, Instant)>>,
+    /// Readers waiting for a ReadIndex round.
+    reads: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
     /// Commands waiting for the batcher.
     proposals: tokio::sync::mpsc::UnboundedSender<Pending>,
     /// How many commands wait in `proposals`.
@@ -162,6 +192,7 @@ impl StoreNode {
         .await
         .map_err(|e| StoreError::Open(e.to_string()))?;
         let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        let (reads, read_queue) = tokio::sync::mpsc::unbounded_channel();
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let batch_slots = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT_BATCHES));
         let core = Arc::new(Core {
@@ -175,6 +206,8 @@ impl StoreNode {
             size_cache: std::sync::Mutex::new((0, None)),
             leader_contact: std::sync::Mutex::new(None),
             vote_term_seen: std::sync::atomic::AtomicU64::new(0),
+            confirmed: std::sync::Mutex::new(None),
+            reads,
             proposals,
             queued: queued.clone(),
             batch_slots: batch_slots.clone(),
@@ -186,9 +219,14 @@ impl StoreNode {
             queued,
             queue,
         ));
+        let read_rounds = tokio::spawn(run_read_rounds(Arc::downgrade(&core), read_queue));
         Ok(StoreNode {
             core,
-            tasks: Arc::new(std::sync::Mutex::new(vec![housekeeping, batcher])),
+            tasks: Arc::new(std::sync::Mutex::new(vec![
+                housekeeping,
+                batcher,
+                read_rounds,
+            ])),
         })
     }
 
@@ -547,13 +585,21 @@ impl Core {
                 self.read_index_local(left).await?,
             )),
             ForwardRequest::LeaseKeepAlive(id) => {
-                self.read_index_local(left).await?;
-                let leases = self.shared.read().mvcc.leases();
+                // Like etcd, renew on the leader without a log entry; unlike etcd 3.4, only
+                // while a quorum recently confirmed the leadership.
+                if !self.leadership_fresh() {
+                    self.read_index_local(left).await?;
+                }
+                let granted = self.shared.read().mvcc.lease_ttl(id);
                 let mut lessor = self.lessor.lock().await;
-                lessor.sync(&leases, Instant::now());
-                Ok(ForwardResponse::LeaseTtl(
-                    lessor.keep_alive(id, Instant::now()).unwrap_or(0),
-                ))
+                let ttl = match granted {
+                    Some(granted) => lessor.renew(id, granted, Instant::now()),
+                    None => {
+                        lessor.forget(id);
+                        None
+                    }
+                };
+                Ok(ForwardResponse::LeaseTtl(ttl.unwrap_or(0)))
             }
             ForwardRequest::LeaseTimeToLive(id) => {
                 self.read_index_local(left).await?;
@@ -626,10 +672,31 @@ impl Core {
         }
     }
 
+    /// The commit index, once a quorum has confirmed this member is still the leader; shares
+    /// the round with every reader asking at the same time.
     async fn read_index_local(&self, left: Duration) -> KvResult<u64> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reads.send(reply).map_err(|_| KvError::Stopped)?;
+        match tokio::time::timeout(left, answer).await {
+            Err(_) => Err(KvError::Timeout),
+            Ok(Err(_)) => Err(KvError::Stopped),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// One ReadIndex round of our own; a success also refreshes [`Core::leadership_fresh`].
+    async fn read_index_round(&self, left: Duration) -> KvResult<u64> {
+        let term = self.raft.metrics().borrow().current_term;
+        let sent = Instant::now();
         match tokio::time::timeout(left, self.raft.get_read_log_id()).await {
             Err(_) => Err(KvError::Timeout),
-            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |log_id| log_id.index)),
+            Ok(Ok((read_log_id, _))) => {
+                let mut confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+                if confirmed.is_none_or(|(t, at)| (t, at) < (term, sent)) {
+                    *confirmed = Some((term, sent));
+                }
+                Ok(read_log_id.map_or(0, |log_id| log_id.index))
+            }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
                 Err(KvError::NoLeader)
             }
@@ -638,6 +705,26 @@ impl Core {
             }
             Ok(Err(RaftError::Fatal(_))) => Err(KvError::Stopped),
         }
+    }
+
+    /// Whether this member is the leader and a quorum confirmed it, in this term, so recently
+    /// that no other leader can have been elected since: voters refuse to vote for at least an
+    /// election timeout after they last heard from their leader, and a new leader restarts
+    /// every lease deadline when it takes over. A lease renewed now therefore keeps its new
+    /// deadline whoever leads next. Half the minimum election timeout is the safety margin.
+    fn leadership_fresh(&self) -> bool {
+        let (state, term) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (metrics.state, metrics.current_term)
+        };
+        let window = Duration::from_millis(self.config.election_timeout_ms_min / 2);
+        state == ServerState::Leader
+            && self
+                .confirmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some_and(|(t, sent)| t == term && sent.elapsed() < window)
     }
 
     pub(crate) async fn read_barrier(&self, deadline: Instant) -> KvResult<()> {
