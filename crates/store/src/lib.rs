@@ -12,6 +12,7 @@
 mod backend;
 mod config;
 mod db;
+mod durability;
 mod faults;
 mod log_store;
 mod network;

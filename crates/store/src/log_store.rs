@@ -1,9 +1,11 @@
-//! The Raft log and vote in RocksDB. Appends and votes are fsync'd before they are reported
-//! durable: an acknowledged write survives SIGKILL and power loss.
+//! The Raft log and vote in RocksDB. Votes, truncations and a follower's appends are fsync'd
+//! before they are reported durable. The leader's own appends are synced in the background
+//! while they replicate, and nothing observes them as committed before that sync (see
+//! [`crate::durability`]): an acknowledged write survives SIGKILL and power loss.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -12,12 +14,17 @@ use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use hanode_types::NodeId;
 
 use crate::db::{self, CF_LOG, CF_RAFT};
+use crate::durability::Durability;
 use crate::types::{Entry, LogId, StorageError, TypeConfig};
 
 /// Log storage handle (cheap to clone; readers share the database).
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    me: NodeId,
+    /// The last vote saved or read: whether entries are this leader's own.
+    vote: Arc<Mutex<Option<Vote<NodeId>>>>,
+    durability: Arc<Durability>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -31,9 +38,37 @@ fn synced() -> WriteOptions {
 }
 
 impl LogStore {
-    /// Log storage over the member's database.
-    pub fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db }
+    /// Log storage of member `me` over its database. Syncs whatever an earlier process wrote
+    /// and did not sync, so the whole log counts as durable from here on.
+    pub async fn open(db: Arc<DB>, me: NodeId) -> Result<LogStore, StorageError> {
+        db.flush_wal(true)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let mut store = LogStore {
+            db,
+            me,
+            vote: Arc::new(Mutex::new(None)),
+            durability: Durability::new(None),
+        };
+        let last = store.get_log_state().await?.last_log_id;
+        store.durability = Durability::new(last);
+        Ok(store)
+    }
+
+    /// What of this log is on disk.
+    pub fn durability(&self) -> Arc<Durability> {
+        self.durability.clone()
+    }
+
+    /// Whether `entries` are this member's own, proposed as the leader of the saved vote's term.
+    fn own_as_leader(&self, entries: &[Entry]) -> bool {
+        let vote = *self.vote.lock().unwrap_or_else(|p| p.into_inner());
+        vote.is_some_and(|vote| {
+            vote.committed
+                && vote.leader_id.node_id == self.me
+                && entries
+                    .iter()
+                    .all(|entry| entry.log_id.leader_id == vote.leader_id)
+        })
     }
 
     fn read_entry(bytes: &[u8]) -> Result<Entry, StorageError> {
@@ -126,11 +161,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         self.put_raft(b"vote", vote, true)
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        *self.vote.lock().unwrap_or_else(|p| p.into_inner()) = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.get_raft(b"vote")
+        let vote = self.get_raft(b"vote")?;
+        *self.vote.lock().unwrap_or_else(|p| p.into_inner()) = vote;
+        Ok(vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -153,13 +192,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|entry| entry.log_id) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
         let mut batch = WriteBatch::default();
         let log = db::cf(&self.db, CF_LOG);
-        for entry in entries {
-            let bytes = postcard::to_stdvec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+        for entry in &entries {
+            let bytes = postcard::to_stdvec(entry).map_err(|e| StorageIOError::write_logs(&e))?;
             batch.put_cf(log, index_key(entry.log_id.index), bytes);
         }
-        let result = self.db.write_opt(batch, &synced());
+        // The leader's own entries replicate while they are synced in the background; a
+        // follower's answer counts toward the quorum, so it syncs before it answers.
+        let own = self.own_as_leader(&entries);
+        let options = if own {
+            WriteOptions::default()
+        } else {
+            synced()
+        };
+        let result = self.db.write_opt(batch, &options);
+        if result.is_ok() {
+            if own {
+                self.durability.written(last, &self.db);
+            } else {
+                self.durability.synced(last);
+            }
+        }
         let reported = result
             .as_ref()
             .map(|_| ())
@@ -176,7 +235,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_cf(log, index_key(u64::MAX));
         self.db
             .write_opt(batch, &synced())
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let last = self.get_log_state().await?.last_log_id;
+        self.durability.truncated(last);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -22,6 +22,7 @@ use hanode_proto::peer::Blob;
 use hanode_proto::peer::peer_client::PeerClient;
 use hanode_types::{Member, NodeId};
 
+use crate::durability::Durability;
 use crate::faults::{Faults, Verdict};
 use crate::types::{ForwardRequest, ForwardResponse, TypeConfig};
 
@@ -56,12 +57,19 @@ pub struct PeerNetwork {
     tls: Option<Arc<ClientTlsConfig>>,
     faults: Arc<Faults>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// How far this member's log is on disk: AppendEntries never tells followers more.
+    durability: Arc<Durability>,
 }
 
 impl PeerNetwork {
     /// A transport for member `self_id`; `tls` None means plain HTTP/2 (only for tests of
     /// this crate).
-    pub fn new(self_id: NodeId, tls: Option<&PeerTls>, faults: Arc<Faults>) -> PeerNetwork {
+    pub fn new(
+        self_id: NodeId,
+        tls: Option<&PeerTls>,
+        faults: Arc<Faults>,
+        durability: Arc<Durability>,
+    ) -> PeerNetwork {
         let tls = tls.map(|tls| {
             Arc::new(
                 ClientTlsConfig::new()
@@ -77,6 +85,7 @@ impl PeerNetwork {
             tls,
             faults,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            durability,
         }
     }
 
@@ -263,9 +272,11 @@ impl PeerConnection {
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        // A follower must not apply what the leader could still lose to a power cut.
+        rpc.leader_commit = self.network.durability.clamp_commit(rpc.leader_commit);
         self.raft_call(Method::AppendEntries, &rpc, &option).await
     }
 

@@ -140,6 +140,8 @@ pub(crate) struct Core {
     vote_term_seen: std::sync::atomic::AtomicU64,
     /// The leader that last sent us AppendEntries (heartbeats included), and when.
     leader_contact: std::sync::Mutex<Option<(NodeId, Instant)>>,
+    /// How far the Raft log is on disk.
+    durability: Arc<crate::durability::Durability>,
     /// Term and send time of the newest ReadIndex round a quorum confirmed.
     confirmed: std::sync::Mutex<Option<(u64, Instant)>>,
     /// Readers waiting for a ReadIndex round.
@@ -172,11 +174,14 @@ impl StoreNode {
     ) -> Result<StoreNode, StoreError> {
         let db = crate::db::open(&config.db_dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", config.db_dir.display())))?;
-        let log_store = LogStore::new(db.clone());
-        let state_machine =
-            StateMachine::open(db, &config.snapshot_dir).map_err(StoreError::Open)?;
+        let log_store = LogStore::open(db.clone(), config.node_id)
+            .await
+            .map_err(|e| StoreError::Open(format!("{}: {e}", config.db_dir.display())))?;
+        let durability = log_store.durability();
+        let state_machine = StateMachine::open(db, &config.snapshot_dir, durability.clone())
+            .map_err(StoreError::Open)?;
         let shared = state_machine.shared();
-        let network = PeerNetwork::new(config.node_id, tls, faults);
+        let network = PeerNetwork::new(config.node_id, tls, faults, durability.clone());
         let raft_config = Arc::new(
             config
                 .raft_config()
@@ -206,6 +211,7 @@ impl StoreNode {
             size_cache: std::sync::Mutex::new((0, None)),
             leader_contact: std::sync::Mutex::new(None),
             vote_term_seen: std::sync::atomic::AtomicU64::new(0),
+            durability,
             confirmed: std::sync::Mutex::new(None),
             reads,
             proposals,
@@ -330,6 +336,8 @@ impl StoreNode {
         if let Err(e) = self.core.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        // A flush still running holds the database open, and a restart reopens it.
+        self.core.durability.settle().await;
     }
 
     /// Bytes of state-machine data (what the quota counts).

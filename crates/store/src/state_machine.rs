@@ -1,6 +1,7 @@
 //! The replicated state machine: the MVCC model over RocksDB, and snapshots as files.
 //!
-//! Applied batches are written without fsync: the log they came from is already durable and
+//! Applied batches are written without fsync: the log they came from is already durable (an
+//! entry is applied only once the leader's copy is on disk, see [`crate::durability`]) and
 //! shares the WAL, so a crash replays them. The in-memory key index is rebuilt from the
 //! `revs` column family at startup.
 
@@ -20,6 +21,7 @@ use hanode_kv::{Changes, KvError, KvResult, Meta, Mvcc, Record, Rev, RevStore, W
 use hanode_types::{Member, NodeId};
 
 use crate::db::{self, CF_LEASES, CF_META, CF_RAFT, CF_REVS, STATE_CFS};
+use crate::durability::Durability;
 use crate::types::{ApplyResult, Entry, LogId, StorageError, TypeConfig};
 
 /// Largest key in any state column family, for whole-family deletes.
@@ -155,13 +157,18 @@ fn load_state(db: &DB) -> Result<SmState, String> {
 /// The state machine openraft drives.
 pub struct StateMachine {
     shared: Arc<Shared>,
+    durability: Arc<Durability>,
     snapshot_dir: PathBuf,
     receiving: Option<PathBuf>,
 }
 
 impl StateMachine {
     /// Opens the state machine, finishing an interrupted snapshot install first.
-    pub fn open(db: Arc<DB>, snapshot_dir: &Path) -> Result<StateMachine, String> {
+    pub fn open(
+        db: Arc<DB>,
+        snapshot_dir: &Path,
+        durability: Arc<Durability>,
+    ) -> Result<StateMachine, String> {
         std::fs::create_dir_all(snapshot_dir)
             .map_err(|e| format!("{}: {e}", snapshot_dir.display()))?;
         if let Some(info) = db::get::<SnapshotInfo>(&db, CF_RAFT, b"snapshot")?
@@ -178,6 +185,7 @@ impl StateMachine {
                 state: RwLock::new(state),
                 hub,
             }),
+            durability,
             snapshot_dir: snapshot_dir.to_path_buf(),
             receiving: None,
         })
@@ -228,6 +236,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            // Committed may mean "on a quorum counting the leader's unsynced copy": wait for
+            // that copy before anyone can see the entry applied.
+            self.durability
+                .wait_for(last.log_id.index)
+                .await
+                .map_err(|e| StorageIOError::apply(last.log_id, AnyError::error(e)))?;
+        }
         let shared = &self.shared;
         let mut state = shared.write();
         let mut changes = Changes::default();
