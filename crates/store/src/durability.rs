@@ -15,11 +15,18 @@
 //! - the committed index openraft saves is written after the entries, in the same
 //!   write-ahead log, so it never survives a crash without them.
 //!
+//! - a membership change starts only once the config in effect is on the leader's disk
+//!   (`Core::membership_durable`): openraft starts one as soon as the last is committed;
+//! - a leader that restarts does not resume its term (`LogStore::read_vote`): it may have lost
+//!   an unsynced tail that followers hold, and reusing those log ids for new entries would
+//!   break log matching, so it must win a new election instead.
+//!
 //! If the leader loses power before its flush, the entry may survive on one follower only
 //! and be overwritten by the next leader: nobody has seen it applied, so that is the same as
 //! never committing it. A SIGKILL loses nothing: the unsynced write is already in the
 //! kernel's page cache. Followers keep syncing before they answer, since their answer is
-//! what the leader counts.
+//! what the leader counts. A failed background sync is final: every later apply fails and
+//! openraft stops the member, as it does for any storage error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +45,9 @@ pub struct Durability {
     flushing: AtomicBool,
     /// The latest background flush, to wait for at shutdown: it holds the database open.
     job: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Signalled when the disk caught up with a held-back commit index, so followers can be
+    /// told at once instead of at the next heartbeat.
+    caught_up: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -49,6 +59,9 @@ struct Positions {
     generation: u64,
     /// Why the last background flush failed, if it did.
     failed: Option<String>,
+    /// The highest commit index [`Durability::clamp_commit`] held back from followers, until
+    /// the disk reaches it.
+    held_back: Option<u64>,
 }
 
 impl Durability {
@@ -62,6 +75,7 @@ impl Durability {
             durable: watch::Sender::new(last),
             flushing: AtomicBool::new(false),
             job: Mutex::new(None),
+            caught_up: tokio::sync::Notify::new(),
         })
     }
 
@@ -79,6 +93,21 @@ impl Durability {
         let mut positions = self.positions();
         positions.written = Some(last);
         self.durable.send_replace(Some(last));
+        self.advanced(&mut positions, last.index);
+    }
+
+    /// After the durable position moved to `index` (under the positions lock): wakes
+    /// [`Durability::caught_up`] if a held-back commit index is now on disk.
+    fn advanced(&self, positions: &mut Positions, index: u64) {
+        if positions.held_back.is_some_and(|held| held <= index) {
+            positions.held_back = None;
+            self.caught_up.notify_one();
+        }
+    }
+
+    /// Waits until the disk has caught up after a commit index was held back from followers.
+    pub async fn caught_up(&self) {
+        self.caught_up.notified().await;
     }
 
     /// Records a truncation that left `last` as the final entry (synced).
@@ -123,13 +152,16 @@ impl Durability {
                         self.durable.send_modify(|_| {}); // wake the waiters to fail
                     }
                     Ok(()) if positions.generation == generation => {
-                        self.durable.send_if_modified(|durable| {
+                        let moved = self.durable.send_if_modified(|durable| {
                             let newer = target.map(|t| t.index) > durable.map(|d| d.index);
                             if newer {
                                 *durable = target;
                             }
                             newer
                         });
+                        if let (true, Some(target)) = (moved, target) {
+                            self.advanced(&mut positions, target.index);
+                        }
                     }
                     Ok(()) => {}
                 }
@@ -167,13 +199,17 @@ impl Durability {
     }
 
     /// The commit index to tell followers: at most what this leader has on disk.
+    /// Under the positions lock, so a flush that moves `durable` right after sees what was
+    /// held back and reports it through [`Durability::caught_up`].
     pub fn clamp_commit(&self, committed: Option<LogId>) -> Option<LogId> {
+        let c = committed?;
+        let mut positions = self.positions();
         let durable = self.durable();
-        match (committed, durable) {
-            (Some(c), Some(d)) if c.index > d.index => Some(d),
-            (Some(_), None) => None,
-            _ => committed,
+        if durable.is_some_and(|d| d.index >= c.index) {
+            return committed;
         }
+        positions.held_back = positions.held_back.max(Some(c.index));
+        durable
     }
 }
 
@@ -224,6 +260,27 @@ mod tests {
         );
         assert_eq!(durability.clamp_commit(None), None);
         assert_eq!(Durability::new(None).clamp_commit(Some(log_id(1, 1))), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_back_commit_is_announced_once_the_disk_reaches_it() {
+        let (_dir, db) = open_db();
+        let durability = Durability::new(Some(log_id(1, 3)));
+        assert_eq!(
+            durability.clamp_commit(Some(log_id(1, 5))),
+            Some(log_id(1, 3))
+        );
+        let announced = durability.caught_up();
+        futures::pin_mut!(announced);
+        assert!(announced.as_mut().now_or_never().is_none());
+        durability.written(log_id(1, 5), &db);
+        tokio::time::timeout(std::time::Duration::from_secs(10), announced)
+            .await
+            .expect("the flush reaching index 5 announces the commit");
+        assert_eq!(
+            durability.clamp_commit(Some(log_id(1, 5))),
+            Some(log_id(1, 5))
+        );
     }
 
     #[test]

@@ -167,7 +167,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        let vote = self.get_raft(b"vote")?;
+        let mut vote: Option<Vote<NodeId>> = self.get_raft(b"vote")?;
+        // openraft resumes leading a term whose committed vote names this member. As leader
+        // it may have lost an unsynced tail of that term to a power cut, while followers hold
+        // it: new entries would reuse those log ids with other contents. Reporting the vote
+        // uncommitted makes this member win a new term first, like any other candidate.
+        if let Some(own) = vote
+            .as_mut()
+            .filter(|v| v.committed && v.leader_id.node_id == self.me)
+        {
+            own.committed = false;
+        }
         *self.vote.lock().unwrap_or_else(|p| p.into_inner()) = vote;
         Ok(vote)
     }
@@ -255,5 +265,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write_opt(batch, &synced())
             .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftLogStorage as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restarted_leader_does_not_resume_its_term() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = crate::db::open(dir.path()).expect("open RocksDB");
+        let mut store = LogStore::open(db.clone(), 1).await.expect("open log");
+        let mut led = Vote::new(3, 1);
+        led.commit();
+        store.save_vote(&led).await.expect("save vote");
+        // Reopened: its own committed vote comes back uncommitted, so it must campaign.
+        let mut reopened = LogStore::open(db.clone(), 1).await.expect("reopen log");
+        let vote = reopened
+            .read_vote()
+            .await
+            .expect("read vote")
+            .expect("a vote");
+        assert_eq!((vote.leader_id, vote.committed), (led.leader_id, false));
+        // Another member reading the same vote (it followed leader 1) keeps it committed.
+        let mut follower = LogStore::open(db, 2).await.expect("open as another member");
+        let vote = follower
+            .read_vote()
+            .await
+            .expect("read vote")
+            .expect("a vote");
+        assert!(vote.committed);
     }
 }

@@ -101,6 +101,22 @@ async fn run_batcher(
     }
 }
 
+/// Tells followers a commit index as soon as the leader's disk reaches it, when AppendEntries
+/// had to hold it back (see [`crate::durability`]); otherwise they would hear of it only with
+/// the next write or heartbeat.
+async fn tell_commits(core: Weak<Core>) {
+    let Some(durability) = core.upgrade().map(|core| core.durability.clone()) else {
+        return;
+    };
+    loop {
+        durability.caught_up().await;
+        let Some(core) = core.upgrade() else { return };
+        if core.raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Confirms leadership for many readers at once: waits for the first, takes every reader queued
 /// behind it, and answers them all from one ReadIndex round (one heartbeat to a quorum). A
 /// round starts only after its readers arrived, so each gets a commit index at least as new
@@ -226,12 +242,14 @@ impl StoreNode {
             queue,
         ));
         let read_rounds = tokio::spawn(run_read_rounds(Arc::downgrade(&core), read_queue));
+        let commits = tokio::spawn(tell_commits(Arc::downgrade(&core)));
         Ok(StoreNode {
             core,
             tasks: Arc::new(std::sync::Mutex::new(vec![
                 housekeeping,
                 batcher,
                 read_rounds,
+                commits,
             ])),
         })
     }
@@ -791,10 +809,33 @@ impl Core {
         retain: bool,
         deadline: Instant,
     ) -> KvResult<()> {
-        retry_while_in_progress(deadline, || {
-            self.raft.change_membership(change.clone(), retain)
+        retry_while_in_progress(deadline, || async {
+            self.membership_durable().await;
+            self.raft.change_membership(change.clone(), retain).await
         })
         .await
+    }
+
+    /// Waits until the membership config in effect is on this leader's disk. openraft starts
+    /// a change once the config before it is committed, and a commit may count this leader's
+    /// unsynced copy (see [`crate::durability`]); a change left half-done by a timeout must not
+    /// be built upon before then.
+    async fn membership_durable(&self) {
+        let index = self
+            .raft
+            .with_raft_state(|state| {
+                state
+                    .membership_state
+                    .effective()
+                    .log_id()
+                    .map(|log_id| log_id.index)
+            })
+            .await;
+        if let Ok(Some(index)) = index
+            && let Err(e) = self.durability.wait_for(index).await
+        {
+            tracing::warn!(error = %e, "waiting for the membership config to be synced");
+        }
     }
 
     /// Replaces a member's name and URLs, keeping whether it stays a learner.
@@ -816,8 +857,9 @@ impl Core {
 
     /// Adds a learner without waiting for it to catch up (it may not be running yet).
     async fn add_learner(&self, id: NodeId, member: Member, deadline: Instant) -> KvResult<()> {
-        retry_while_in_progress(deadline, || {
-            self.raft.add_learner(id, member.clone(), false)
+        retry_while_in_progress(deadline, || async {
+            self.membership_durable().await;
+            self.raft.add_learner(id, member.clone(), false).await
         })
         .await
     }
