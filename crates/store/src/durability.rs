@@ -114,6 +114,7 @@ impl Durability {
     pub fn truncated(&self, last: Option<LogId>) {
         let mut positions = self.positions();
         positions.generation += 1;
+        positions.held_back = None;
         positions.written = last;
         self.durable.send_replace(last);
     }

@@ -103,7 +103,8 @@ async fn run_batcher(
 
 /// Tells followers a commit index as soon as the leader's disk reaches it, when AppendEntries
 /// had to hold it back (see [`crate::durability`]); otherwise they would hear of it only with
-/// the next write or heartbeat.
+/// the next write or heartbeat. openraft sends the heartbeat only to followers with no
+/// request in flight; one that is busy hears of it with its next request, as before.
 async fn tell_commits(core: Weak<Core>) {
     let Some(durability) = core.upgrade().map(|core| core.durability.clone()) else {
         return;
@@ -810,7 +811,7 @@ impl Core {
         deadline: Instant,
     ) -> KvResult<()> {
         retry_while_in_progress(deadline, || async {
-            self.membership_durable().await;
+            self.membership_durable().await?;
             self.raft.change_membership(change.clone(), retain).await
         })
         .await
@@ -819,8 +820,8 @@ impl Core {
     /// Waits until the membership config in effect is on this leader's disk. openraft starts
     /// a change once the config before it is committed, and a commit may count this leader's
     /// unsynced copy (see [`crate::durability`]); a change left half-done by a timeout must not
-    /// be built upon before then.
-    async fn membership_durable(&self) {
+    /// be built upon before then. A failed sync stops the change (openraft stops the member).
+    async fn membership_durable(&self) -> MembershipResult<()> {
         let index = self
             .raft
             .with_raft_state(|state| {
@@ -834,8 +835,10 @@ impl Core {
         if let Ok(Some(index)) = index
             && let Err(e) = self.durability.wait_for(index).await
         {
-            tracing::warn!(error = %e, "waiting for the membership config to be synced");
+            tracing::error!(error = %e, "the membership config could not be synced");
+            return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
         }
+        Ok(())
     }
 
     /// Replaces a member's name and URLs, keeping whether it stays a learner.
@@ -858,7 +861,7 @@ impl Core {
     /// Adds a learner without waiting for it to catch up (it may not be running yet).
     async fn add_learner(&self, id: NodeId, member: Member, deadline: Instant) -> KvResult<()> {
         retry_while_in_progress(deadline, || async {
-            self.membership_durable().await;
+            self.membership_durable().await?;
             self.raft.add_learner(id, member.clone(), false).await
         })
         .await
@@ -1122,10 +1125,8 @@ impl Core {
     }
 }
 
-type MembershipResult = Result<
-    openraft::raft::ClientWriteResponse<crate::types::TypeConfig>,
-    RaftError<NodeId, ClientWriteError<NodeId, Member>>,
->;
+type MembershipResult<T = openraft::raft::ClientWriteResponse<crate::types::TypeConfig>> =
+    Result<T, RaftError<NodeId, ClientWriteError<NodeId, Member>>>;
 
 /// Runs a membership write until it is accepted: a change that finds another one still being
 /// committed waits its turn (joins are queued, never failed).

@@ -317,6 +317,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .ok_or_else(|| io_err("install_snapshot without begin_receiving_snapshot"))?;
         let file = snapshot_file_name(meta);
         std::fs::rename(&received, self.snapshot_dir.join(&file)).map_err(io_err)?;
+        sync_dir(&self.snapshot_dir).map_err(io_err)?;
         let info = SnapshotInfo {
             meta: meta.clone(),
             file,
@@ -518,6 +519,7 @@ fn build_snapshot_file(
     }
     drop(view);
     std::fs::rename(&tmp, dir.join(&file)).map_err(fail)?;
+    sync_dir(dir).map_err(fail)?;
     let info = SnapshotInfo {
         meta: meta.clone(),
         file: file.clone(),
@@ -528,4 +530,9 @@ fn build_snapshot_file(
     remove_other_snapshots(dir, &file);
     tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
     Ok((meta, file))
+}
+
+/// Makes a rename in `dir` durable: the record pointing at the new name is synced next.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
