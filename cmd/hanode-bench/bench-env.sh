@@ -6,7 +6,7 @@ SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 command -v etcd >/dev/null || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server; }
 cargo build --release -p hanode -p hanode-bench
-HANODE="$CARGO_TARGET_DIR/release/hanode"
+HANODE="${HANODE:-$CARGO_TARGET_DIR/release/hanode}" # HANODE=path compares another build
 BENCH="$CARGO_TARGET_DIR/release/hanode-bench"
 
 WORK=$(mktemp -d /var/tmp/hanode-bench.XXXXXX)

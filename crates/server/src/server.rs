@@ -19,7 +19,7 @@ use hanode_apiserver::{ApiConfig, ApiServer};
 use hanode_kv::{KvBackend, PutRequest};
 use hanode_pki::tls::{ALPN_H2, ALPN_HTTP, ClientAuth, server_config};
 use hanode_pki::{ClusterCa, JoinToken};
-use hanode_store::{PeerTls, StoreConfig, StoreNode};
+use hanode_store::{LINK_ALPN, PeerTls, StoreConfig, StoreNode};
 use hanode_types::Member;
 
 use crate::api::{ApiState, join_router, router};
@@ -244,9 +244,23 @@ impl Server {
         let mut tasks = Vec::new();
 
         // Peers first: a leader that just added us replicates as soon as it can reach us.
-        let peer_tls_config =
-            server_config(&certs.peer, ClientAuth::Required(&certs.ca_pem), ALPN_H2)?;
+        // The peer port serves gRPC (h2) and Raft links (their own ALPN protocol).
+        let peer_tls_config = server_config(
+            &certs.peer,
+            ClientAuth::Required(&certs.ca_pem),
+            &[ALPN_H2[0], LINK_ALPN],
+        )?;
         let peers = tls::accept(peer_listener, peer_tls_config, Some(PEER_ORG), stop.clone());
+        let (peers, mut links) = tls::split_by_alpn(peers, LINK_ALPN);
+        let link_node = node.clone();
+        let link_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some((stream, _)) = links.recv().await {
+                let node = link_node.clone();
+                let stop = link_stop.clone();
+                tokio::spawn(async move { node.serve_link(stream, stop.cancelled_owned()).await });
+            }
+        }));
         let peer_service = node.peer_service();
         let peer_stop = stop.clone();
         tasks.push(tokio::spawn(async move {

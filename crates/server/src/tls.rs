@@ -78,6 +78,29 @@ pub fn accept(
     rx
 }
 
+/// Splits accepted connections by the ALPN protocol the client chose: those that chose
+/// `protocol` go to the second receiver, all others to the first.
+pub fn split_by_alpn(
+    mut rx: mpsc::Receiver<Accepted>,
+    protocol: &'static [u8],
+) -> (mpsc::Receiver<Accepted>, mpsc::Receiver<Accepted>) {
+    let (other_tx, other_rx) = mpsc::channel(64);
+    let (chosen_tx, chosen_rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(accepted) = rx.recv().await {
+            let to = if accepted.0.get_ref().1.alpn_protocol() == Some(protocol) {
+                &chosen_tx
+            } else {
+                &other_tx
+            };
+            if to.send(accepted).await.is_err() {
+                return;
+            }
+        }
+    });
+    (other_rx, chosen_rx)
+}
+
 /// The same connections as a stream for tonic, which wants `Result<IO, E>` items.
 pub fn incoming(
     rx: mpsc::Receiver<Accepted>,

@@ -1,4 +1,5 @@
-//! hanode's replicated store: openraft 0.9 over RocksDB, with an mTLS gRPC peer transport.
+//! hanode's replicated store: openraft 0.9 over RocksDB, with an mTLS peer transport (gRPC,
+//! and framed Raft links for AppendEntries).
 //!
 //! Owns: the openraft type configuration; the durable Raft log and vote; the state machine (the
 //! `hanode-kv` model over RocksDB, snapshots as files); the peer transport with fault
@@ -14,6 +15,7 @@ mod config;
 mod db;
 mod durability;
 mod faults;
+mod link;
 mod log_store;
 mod network;
 mod node;
@@ -23,6 +25,7 @@ mod types;
 
 pub use config::StoreConfig;
 pub use faults::{Faults, Verdict};
+pub use link::LINK_ALPN;
 pub use network::{PeerError, PeerTls};
 pub use node::StoreNode;
 pub use peer_service::PeerService;

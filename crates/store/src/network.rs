@@ -1,5 +1,6 @@
 //! The peer transport: tonic gRPC clients over mTLS, one lazily connected channel per member,
-//! with fault injection in front of every call.
+//! plus Raft links (see [`crate::link`]) for AppendEntries, with fault injection in front of
+//! every call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use hanode_types::{Member, NodeId};
 
 use crate::durability::Durability;
 use crate::faults::{Faults, Verdict};
+use crate::link::{Kind, LinkError, Links};
 use crate::types::{ForwardRequest, ForwardResponse, TypeConfig};
 
 /// Largest peer message (a batch of entries or a snapshot chunk).
@@ -57,6 +59,8 @@ pub struct PeerNetwork {
     tls: Option<Arc<ClientTlsConfig>>,
     faults: Arc<Faults>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Raft links to every member (none without TLS: then AppendEntries goes over gRPC).
+    links: Option<Arc<Links>>,
     /// How far this member's log is on disk: AppendEntries never tells followers more.
     durability: Arc<Durability>,
 }
@@ -69,7 +73,8 @@ impl PeerNetwork {
         tls: Option<&PeerTls>,
         faults: Arc<Faults>,
         durability: Arc<Durability>,
-    ) -> PeerNetwork {
+    ) -> Result<PeerNetwork, hanode_pki::PkiError> {
+        let links = tls.map(Links::new).transpose()?;
         let tls = tls.map(|tls| {
             Arc::new(
                 ClientTlsConfig::new()
@@ -80,13 +85,14 @@ impl PeerNetwork {
                     )),
             )
         });
-        PeerNetwork {
+        Ok(PeerNetwork {
             self_id,
             tls,
             faults,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            links,
             durability,
-        }
+        })
     }
 
     /// The faults this transport obeys.
@@ -117,7 +123,35 @@ impl PeerNetwork {
         Ok(channel)
     }
 
-    /// One call to `target`: fault check, encode, send, decode.
+    /// Applies injected faults to a call to `target`: drop it, delay it, or hold it while
+    /// the path is paused (like a stopped process), at most `timeout`.
+    async fn admit(&self, target: NodeId, timeout: Option<Duration>) -> Result<(), PeerError> {
+        match self.faults.check(self.self_id, target) {
+            Verdict::Drop => Err(PeerError::Unreachable(
+                target,
+                "dropped by fault injection".into(),
+            )),
+            Verdict::Deliver(Some(delay)) => {
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+            Verdict::Deliver(None) => Ok(()),
+            Verdict::Hang => {
+                let resumed = async {
+                    while self.faults.is_paused(self.self_id, target) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                let limit = timeout.unwrap_or(Duration::from_secs(3600));
+                tokio::time::timeout(limit, resumed)
+                    .await
+                    .map_err(|_| PeerError::Failed(target, "timed out: the peer is paused".into()))
+            }
+        }
+    }
+
+    /// One call to `target`: fault check, encode, send, decode. AppendEntries goes over a
+    /// Raft link when the peer offers one, everything else over gRPC.
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         target: NodeId,
@@ -126,30 +160,13 @@ impl PeerNetwork {
         request: &Req,
         timeout: Option<Duration>,
     ) -> Result<Resp, PeerError> {
-        match self.faults.check(self.self_id, target) {
-            Verdict::Drop => {
-                return Err(PeerError::Unreachable(
-                    target,
-                    "dropped by fault injection".into(),
-                ));
-            }
-            Verdict::Deliver(Some(delay)) => tokio::time::sleep(delay).await,
-            Verdict::Deliver(None) => {}
-            Verdict::Hang => {
-                // Like a stopped process: no answer until resumed, or the caller gives up.
-                let resumed = async {
-                    while self.faults.is_paused(self.self_id, target) {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                };
-                let limit = timeout.unwrap_or(Duration::from_secs(3600));
-                if tokio::time::timeout(limit, resumed).await.is_err() {
-                    return Err(PeerError::Failed(
-                        target,
-                        "timed out: the peer is paused".into(),
-                    ));
-                }
-            }
+        self.admit(target, timeout).await?;
+        if let (Method::AppendEntries, Some(links)) = (method, &self.links)
+            && let Some(result) = self
+                .call_link(links, target, member, request, timeout)
+                .await
+        {
+            return result;
         }
         let channel = self
             .channel(member)
@@ -184,6 +201,44 @@ impl PeerNetwork {
             .into_inner();
         postcard::from_bytes(&blob.data)
             .map_err(|e| PeerError::Failed(target, format!("bad reply: {e}")))
+    }
+
+    /// One AppendEntries over a Raft link; `None` if the peer does not offer links.
+    async fn call_link<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        links: &Links,
+        target: NodeId,
+        member: &Member,
+        request: &Req,
+        timeout: Option<Duration>,
+    ) -> Option<Result<Resp, PeerError>> {
+        let frame = match crate::link::request_frame(Kind::AppendEntries, request) {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(PeerError::Failed(target, e))),
+        };
+        let exchange = links.request(member.peer_addr(), &frame);
+        // A stopped peer never answers: the deadline is the caller's to keep.
+        let reply = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    return Some(Err(PeerError::Failed(
+                        target,
+                        format!("no answer within {limit:?}"),
+                    )));
+                }
+            },
+            None => exchange.await,
+        };
+        match reply {
+            Ok(bytes) => Some(
+                postcard::from_bytes(&bytes)
+                    .map_err(|e| PeerError::Failed(target, format!("bad reply: {e}"))),
+            ),
+            Err(LinkError::Unsupported) => None,
+            Err(LinkError::Connect(e)) => Some(Err(PeerError::Unreachable(target, e))),
+            Err(LinkError::Exchange(e)) => Some(Err(PeerError::Failed(target, e))),
+        }
     }
 
     /// Hands a request to the leader `target`.
@@ -297,5 +352,193 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
         self.raft_call(Method::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Instant, SystemTime};
+
+    use hanode_pki::tls::{ClientAuth, server_config};
+    use hanode_pki::{ClusterCa, LeafKind, LeafRequest};
+    use openraft::Vote;
+    use tokio::net::TcpListener;
+    use tokio::sync::Notify;
+    use tokio_rustls::TlsAcceptor;
+
+    use super::*;
+    use crate::link::{self, LINK_ALPN};
+
+    fn tls(ca: &ClusterCa) -> PeerTls {
+        let identity = ca
+            .issue(
+                &LeafRequest {
+                    common_name: "hanode-peer:test".into(),
+                    organizations: vec!["hanode:peers".into()],
+                    sans: vec!["127.0.0.1".into()],
+                    kind: LeafKind::Peer,
+                },
+                SystemTime::now(),
+            )
+            .unwrap();
+        PeerTls {
+            ca_pem: ca.cert_pem().to_string(),
+            identity,
+        }
+    }
+
+    /// A peer port that answers every AppendEntries with success. `mute` makes it read
+    /// requests and never answer; `close` drops every open connection.
+    struct FakePeer {
+        member: Member,
+        accepted: Arc<AtomicUsize>,
+        requests: Arc<AtomicUsize>,
+        close: Arc<Notify>,
+    }
+
+    async fn fake_peer(tls: &PeerTls, alpn: &'static [&'static [u8]], mute: bool) -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let member = Member {
+            peer_url: format!("https://{}", listener.local_addr().unwrap()),
+            ..Member::default()
+        };
+        let config = server_config(&tls.identity, ClientAuth::Required(&tls.ca_pem), alpn).unwrap();
+        let acceptor = TlsAcceptor::from(config);
+        let peer = FakePeer {
+            member,
+            accepted: Arc::default(),
+            requests: Arc::default(),
+            close: Arc::default(),
+        };
+        let (accepted, requests, close) = (
+            peer.accepted.clone(),
+            peer.requests.clone(),
+            peer.close.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let (requests, close) = (requests.clone(), close.clone());
+                tokio::spawn(async move {
+                    let answer = |request: Vec<u8>| {
+                        let requests = requests.clone();
+                        async move {
+                            requests.fetch_add(1, Ordering::SeqCst);
+                            if mute {
+                                std::future::pending::<()>().await;
+                            }
+                            let _: AppendEntriesRequest<TypeConfig> =
+                                postcard::from_bytes(&request[1..]).map_err(|e| e.to_string())?;
+                            let reply: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+                                Ok(AppendEntriesResponse::Success);
+                            link::reply_frame(&reply)
+                        }
+                    };
+                    link::serve(stream, answer, close.notified()).await;
+                });
+            }
+        });
+        peer
+    }
+
+    fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        }
+    }
+
+    async fn connection(tls: &PeerTls, faults: Arc<Faults>, peer: &FakePeer) -> PeerConnection {
+        let mut network = PeerNetwork::new(1, Some(tls), faults, Durability::new(None)).unwrap();
+        network.new_client(2, &peer.member).await
+    }
+
+    /// AppendEntries travels over one pooled Raft link, survives the peer closing it, and
+    /// obeys injected faults before anything is sent.
+    #[tokio::test]
+    async fn append_entries_uses_a_pooled_link_that_survives_a_peer_restart() {
+        let ca = ClusterCa::generate(SystemTime::now()).unwrap();
+        let tls = tls(&ca);
+        let peer = fake_peer(&tls, &[b"h2", LINK_ALPN], false).await;
+        let faults = Arc::new(Faults::new());
+        let mut conn = connection(&tls, faults.clone(), &peer).await;
+        let option = RPCOption::new(Duration::from_secs(5));
+
+        for _ in 0..5 {
+            let reply = conn.append_entries(heartbeat(), option.clone()).await;
+            assert!(
+                matches!(reply, Ok(AppendEntriesResponse::Success)),
+                "{reply:?}"
+            );
+        }
+        assert_eq!(peer.requests.load(Ordering::SeqCst), 5);
+        assert_eq!(
+            peer.accepted.load(Ordering::SeqCst),
+            1,
+            "one connection, reused"
+        );
+
+        // The peer drops its connections (a restart): the next call reconnects by itself.
+        peer.close.notify_waiters();
+        let reply = conn.append_entries(heartbeat(), option.clone()).await;
+        assert!(
+            matches!(reply, Ok(AppendEntriesResponse::Success)),
+            "{reply:?}"
+        );
+        assert_eq!(peer.accepted.load(Ordering::SeqCst), 2);
+
+        faults.block(1, 2);
+        let reply = conn.append_entries(heartbeat(), option.clone()).await;
+        assert!(matches!(reply, Err(RPCError::Unreachable(_))), "{reply:?}");
+        assert_eq!(
+            peer.requests.load(Ordering::SeqCst),
+            6,
+            "a dropped call is never sent"
+        );
+    }
+
+    /// A peer that takes a request and never answers (a stopped process) costs the caller its
+    /// deadline, not more, and the call counts as possibly delivered.
+    #[tokio::test]
+    async fn a_silent_peer_fails_the_call_at_its_deadline() {
+        let ca = ClusterCa::generate(SystemTime::now()).unwrap();
+        let tls = tls(&ca);
+        let peer = fake_peer(&tls, &[b"h2", LINK_ALPN], true).await;
+        let mut conn = connection(&tls, Arc::new(Faults::new()), &peer).await;
+        let started = Instant::now();
+        let reply = conn
+            .append_entries(heartbeat(), RPCOption::new(Duration::from_millis(300)))
+            .await;
+        assert!(matches!(reply, Err(RPCError::Network(_))), "{reply:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(peer.requests.load(Ordering::SeqCst), 1);
+    }
+
+    /// A peer port without the link protocol (an older hanode) is reported as such, so the
+    /// caller uses gRPC; an unreachable port is reported as unreachable.
+    #[tokio::test]
+    async fn links_tell_an_older_peer_from_an_unreachable_one() {
+        let ca = ClusterCa::generate(SystemTime::now()).unwrap();
+        let tls = tls(&ca);
+        let links = Links::new(&tls).unwrap();
+        let frame = link::request_frame(Kind::AppendEntries, &heartbeat()).unwrap();
+
+        let old = fake_peer(&tls, &[b"h2"], false).await;
+        let reply = links.request(old.member.peer_addr(), &frame).await;
+        assert!(matches!(reply, Err(LinkError::Unsupported)), "{reply:?}");
+        assert_eq!(old.requests.load(Ordering::SeqCst), 0);
+
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let reply = links.request(&addr, &frame).await;
+        assert!(matches!(reply, Err(LinkError::Connect(_))), "{reply:?}");
     }
 }

@@ -198,7 +198,8 @@ impl StoreNode {
         let state_machine = StateMachine::open(db, &config.snapshot_dir, durability.clone())
             .map_err(StoreError::Open)?;
         let shared = state_machine.shared();
-        let network = PeerNetwork::new(config.node_id, tls, faults, durability.clone());
+        let network = PeerNetwork::new(config.node_id, tls, faults, durability.clone())
+            .map_err(|e| StoreError::Config(format!("peer TLS: {e}")))?;
         let raft_config = Arc::new(
             config
                 .raft_config()
@@ -295,6 +296,22 @@ impl StoreNode {
         &self,
     ) -> hanode_proto::peer::peer_server::PeerServer<crate::peer_service::PeerService> {
         crate::peer_service::PeerService::server(self.core.clone())
+    }
+
+    /// Answers Raft link requests on one accepted peer connection (ALPN
+    /// [`crate::LINK_ALPN`]; the caller checked the client certificate) until the peer closes
+    /// it or `stop` completes.
+    pub async fn serve_link<S>(&self, io: S, stop: impl std::future::Future<Output = ()>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let core = &self.core;
+        crate::link::serve(
+            io,
+            |request| crate::peer_service::answer_link(core, request),
+            stop,
+        )
+        .await;
     }
 
     /// Waits until this member has applied everything committed when it was asked, as seen by

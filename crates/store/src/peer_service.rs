@@ -1,5 +1,5 @@
-//! The server side of the peer port: Raft RPCs into openraft, forwarded requests into the
-//! leader's handlers.
+//! The server side of the peer port: Raft RPCs (over gRPC or a Raft link) into openraft,
+//! forwarded requests into the leader's handlers.
 
 use std::sync::Arc;
 
@@ -11,9 +11,14 @@ use tonic::{Request, Response, Status};
 use hanode_proto::peer::Blob;
 use hanode_proto::peer::peer_server::{Peer, PeerServer};
 
+use hanode_types::NodeId;
+use openraft::error::RaftError;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+
+use crate::link::{self, Kind};
 use crate::network::MAX_PEER_MESSAGE_BYTES;
 use crate::node::Core;
-use crate::types::ForwardRequest;
+use crate::types::{ForwardRequest, TypeConfig};
 
 /// Answers peers on behalf of one member.
 pub struct PeerService {
@@ -39,13 +44,34 @@ fn encode<T: Serialize>(reply: &T) -> Result<Response<Blob>, Status> {
         .map_err(|e| Status::internal(format!("cannot encode peer reply: {e}")))
 }
 
+async fn append_entries(
+    core: &Core,
+    rpc: AppendEntriesRequest<TypeConfig>,
+) -> Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+    core.note_leader_contact(rpc.vote.leader_id().voted_for());
+    core.raft.append_entries(rpc).await
+}
+
+/// Answers one Raft link request (a kind byte and a postcard payload) with a whole reply
+/// frame; an error closes the link.
+pub(crate) async fn answer_link(core: &Core, request: Vec<u8>) -> Result<Vec<u8>, String> {
+    let (&kind, body) = request
+        .split_first()
+        .ok_or_else(|| "empty Raft link request".to_string())?;
+    match Kind::from_byte(kind) {
+        Some(Kind::AppendEntries) => {
+            let rpc = postcard::from_bytes(body)
+                .map_err(|e| format!("malformed AppendEntries on a Raft link: {e}"))?;
+            link::reply_frame(&append_entries(core, rpc).await)
+        }
+        None => Err(format!("unknown Raft link request kind {kind}")),
+    }
+}
+
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> = decode(request)?;
-        self.core
-            .note_leader_contact(rpc.vote.leader_id().voted_for());
-        encode(&self.core.raft.append_entries(rpc).await)
+        encode(&append_entries(&self.core, decode(request)?).await)
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
