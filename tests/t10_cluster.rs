@@ -111,6 +111,37 @@ async fn leader_loss_elects_new_leader_and_keeps_writes() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Replication travels over Raft links (the peer port's own ALPN protocol), not unary gRPC,
+/// and keeps doing so after a follower restarts and every pooled link to it is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_travels_over_raft_links() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(3).await?;
+    let leader = cluster.leader(Duration::from_secs(5)).await?;
+    cluster.node(leader).put(put("linked", "1")).await?;
+    let before = cluster.node(leader).peer_traffic();
+    assert!(before.append_entries_link > 0, "{before:?}");
+    assert_eq!(before.append_entries_grpc, 0, "{before:?}");
+
+    let follower = (leader + 1) % 3;
+    cluster.stop(follower).await;
+    cluster.restart(follower).await?;
+    cluster.node(leader).put(put("linked", "2")).await?;
+    wait::for_true(
+        Duration::from_secs(10),
+        "the restarted follower to catch up",
+        || async { value_at(&cluster, follower, "linked").await == Some(b"2".to_vec()) },
+    )
+    .await?;
+    let after = cluster.node(leader).peer_traffic();
+    assert!(
+        after.append_entries_link > before.append_entries_link,
+        "{after:?}"
+    );
+    assert_eq!(after.append_entries_grpc, 0, "{after:?}");
+    cluster.shutdown().await;
+    Ok(())
+}
+
 /// A whole cluster restarts from disk with its data, revisions and leader election intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_cluster_restarts_from_disk() -> anyhow::Result<()> {

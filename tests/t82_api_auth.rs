@@ -338,6 +338,7 @@ async fn users_nodes_and_anonymous_get_what_their_identity_allows() -> Result<()
         "hanode_raft_term",
         "hanode_raft_is_leader 1",
         "hanode_raft_applied_index",
+        "hanode_peer_append_entries_total{transport=\"link\"}",
     ] {
         assert!(
             metrics.contains(expected),

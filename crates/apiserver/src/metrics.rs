@@ -25,12 +25,21 @@ pub struct StoreSnapshot {
     pub last_log_index: u64,
     /// Last applied index.
     pub applied_index: u64,
+    /// AppendEntries sent to peers over Raft links.
+    pub append_entries_link: u64,
+    /// AppendEntries sent to peers over gRPC.
+    pub append_entries_grpc: u64,
 }
 
 /// Source of [`StoreSnapshot`]s.
 pub trait StoreStats: Send + Sync + 'static {
     /// The current state, if this server has a local store member.
     fn snapshot(&self) -> Option<StoreSnapshot>;
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabels {
+    transport: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +70,7 @@ pub struct Metrics {
     is_leader: Gauge<i64, AtomicI64>,
     last_log_index: Gauge<i64, AtomicI64>,
     applied_index: Gauge<i64, AtomicI64>,
+    append_entries: Family<TransportLabels, Counter>,
     store: Option<Arc<dyn StoreStats>>,
 }
 
@@ -116,6 +126,12 @@ impl Metrics {
             "Last applied Raft log index",
             applied_index.clone(),
         );
+        let append_entries = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "hanode_peer_append_entries",
+            "AppendEntries sent to peers, by transport (link, or grpc for peers without links)",
+            append_entries.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -126,6 +142,7 @@ impl Metrics {
             is_leader,
             last_log_index,
             applied_index,
+            append_entries,
             store,
         }
     }
@@ -163,6 +180,15 @@ impl Metrics {
             self.is_leader.set(i64::from(snapshot.is_leader));
             self.last_log_index.set(snapshot.last_log_index as i64);
             self.applied_index.set(snapshot.applied_index as i64);
+            for (transport, sent) in [
+                ("link", snapshot.append_entries_link),
+                ("grpc", snapshot.append_entries_grpc),
+            ] {
+                let counter = self
+                    .append_entries
+                    .get_or_create(&TransportLabels { transport });
+                counter.inc_by(sent.saturating_sub(counter.get()));
+            }
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -202,5 +228,37 @@ mod tests {
         assert!(text.contains("apiserver_longrunning_watches 1"), "{text}");
         drop(guard);
         assert!(metrics.render().contains("apiserver_longrunning_watches 0"));
+    }
+
+    struct Fixed(StoreSnapshot);
+
+    impl StoreStats for Fixed {
+        fn snapshot(&self) -> Option<StoreSnapshot> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn store_state_and_peer_traffic_appear_in_the_exposition() {
+        let metrics = Metrics::new(Some(Arc::new(Fixed(StoreSnapshot {
+            term: 3,
+            leader: 7,
+            is_leader: true,
+            last_log_index: 10,
+            applied_index: 9,
+            append_entries_link: 42,
+            append_entries_grpc: 1,
+        }))));
+        let text = metrics.render();
+        for expected in [
+            "hanode_raft_term 3",
+            "hanode_raft_applied_index 9",
+            "hanode_peer_append_entries_total{transport=\"link\"} 42",
+            "hanode_peer_append_entries_total{transport=\"grpc\"} 1",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        // Rendering again does not count twice.
+        assert!(metrics.render().contains("transport=\"link\"} 42"));
     }
 }

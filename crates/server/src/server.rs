@@ -510,12 +510,15 @@ struct NodeStats(StoreNode);
 impl StoreStats for NodeStats {
     fn snapshot(&self) -> Option<StoreSnapshot> {
         let metrics = self.0.metrics();
+        let traffic = self.0.peer_traffic();
         Some(StoreSnapshot {
             term: metrics.current_term,
             leader: metrics.current_leader.unwrap_or(0),
             is_leader: metrics.current_leader == Some(self.0.id()),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            append_entries_link: traffic.append_entries_link,
+            append_entries_grpc: traffic.append_entries_grpc,
         })
     }
 }

@@ -26,7 +26,7 @@ mod types;
 pub use config::StoreConfig;
 pub use faults::{Faults, Verdict};
 pub use link::LINK_ALPN;
-pub use network::{PeerError, PeerTls};
+pub use network::{PeerError, PeerTls, PeerTraffic};
 pub use node::StoreNode;
 pub use peer_service::PeerService;
 pub use types::{LearnerState, MemberStatus, TypeConfig};

@@ -3,6 +3,7 @@
 //! every call.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub struct PeerNetwork {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Raft links to every member (none without TLS: then AppendEntries goes over gRPC).
     links: Option<Arc<Links>>,
+    /// AppendEntries sent, by transport.
+    traffic: Arc<Traffic>,
     /// How far this member's log is on disk: AppendEntries never tells followers more.
     durability: Arc<Durability>,
 }
@@ -91,8 +94,17 @@ impl PeerNetwork {
             faults,
             channels: Arc::new(Mutex::new(HashMap::new())),
             links,
+            traffic: Arc::default(),
             durability,
         })
+    }
+
+    /// How many AppendEntries this member sent over links and over gRPC.
+    pub fn traffic(&self) -> PeerTraffic {
+        PeerTraffic {
+            append_entries_link: self.traffic.link.load(Ordering::Relaxed),
+            append_entries_grpc: self.traffic.grpc.load(Ordering::Relaxed),
+        }
     }
 
     /// The faults this transport obeys.
@@ -161,12 +173,16 @@ impl PeerNetwork {
         timeout: Option<Duration>,
     ) -> Result<Resp, PeerError> {
         self.admit(target, timeout).await?;
-        if let (Method::AppendEntries, Some(links)) = (method, &self.links)
-            && let Some(result) = self
-                .call_link(links, target, member, request, timeout)
-                .await
-        {
-            return result;
+        if let Method::AppendEntries = method {
+            if let Some(links) = &self.links
+                && let Some(result) = self
+                    .call_link(links, target, member, request, timeout)
+                    .await
+            {
+                self.traffic.link.fetch_add(1, Ordering::Relaxed);
+                return result;
+            }
+            self.traffic.grpc.fetch_add(1, Ordering::Relaxed);
         }
         let channel = self
             .channel(member)
@@ -252,6 +268,21 @@ impl PeerNetwork {
         self.call(target, member, Method::Forward, request, Some(timeout))
             .await
     }
+}
+
+/// Counts of AppendEntries calls by transport (failed ones included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerTraffic {
+    /// Sent over a Raft link.
+    pub append_entries_link: u64,
+    /// Sent over gRPC (no TLS, or a peer without links).
+    pub append_entries_grpc: u64,
+}
+
+#[derive(Default)]
+struct Traffic {
+    link: AtomicU64,
+    grpc: AtomicU64,
 }
 
 #[derive(Clone, Copy)]
@@ -357,7 +388,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::time::{Instant, SystemTime};
 
     use hanode_pki::tls::{ClientAuth, server_config};

@@ -385,6 +385,11 @@ impl StoreNode {
         &self.core
     }
 
+    /// AppendEntries this member sent, by transport.
+    pub fn peer_traffic(&self) -> crate::PeerTraffic {
+        self.core.network.traffic()
+    }
+
     /// Injected network faults (shared with the other in-process members of a test cluster).
     pub fn faults(&self) -> &Arc<Faults> {
         self.core.network.faults()
