@@ -234,7 +234,7 @@ mod tests {
 
     impl StoreStats for Fixed {
         fn snapshot(&self) -> Option<StoreSnapshot> {
-            Some(self.0.clone())
+            Some(self.0)
         }
     }
 
