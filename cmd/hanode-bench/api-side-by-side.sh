@@ -73,7 +73,7 @@ B=(--vs-servers "$(urls "${C_IPS[@]}")" --vs-cacert "$WORK/c0/pki/ca.crt" --vs-c
 {
 echo "# hanode-bench api side by side, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
-echo "# hanode $(git rev-parse --short HEAD); A = stacked hanode, B = hanode control plane on etcd $(etcd --version | head -1 | awk '{print $3}'); ratios are A/B"
+echo "# hanode $HANODE_BUILD; A = stacked hanode, B = hanode control plane on etcd $(etcd --version | head -1 | awk '{print $3}'); ratios are A/B"
 echo "# $BENCH api --rate $RATE --seconds $PHASE_SECS --pods $PODS --rounds $ROUNDS"
 } | tee "$OUT"
 "$BENCH" api "${A[@]}" "${B[@]}" --rate "$RATE" --seconds "$PHASE_SECS" --pods "$PODS" \

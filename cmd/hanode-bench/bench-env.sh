@@ -6,7 +6,13 @@ SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 command -v etcd >/dev/null || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server; }
 cargo build --release -p hanode -p hanode-bench
-HANODE="${HANODE:-$CARGO_TARGET_DIR/release/hanode}" # HANODE=path compares another build
+# HANODE=path runs another build of hanode; the result header then names that file.
+if [ -n "${HANODE:-}" ]; then
+  HANODE_BUILD="binary $HANODE"
+else
+  HANODE="$CARGO_TARGET_DIR/release/hanode"
+  HANODE_BUILD=$(git rev-parse --short HEAD)
+fi
 BENCH="$CARGO_TARGET_DIR/release/hanode-bench"
 
 WORK=$(mktemp -d /var/tmp/hanode-bench.XXXXXX)

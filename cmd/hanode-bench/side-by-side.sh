@@ -66,7 +66,7 @@ n() { echo $(( $1 * SCALE )); }
 {
 echo "# hanode-bench side by side, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), disk $(df -h /var/tmp | awk 'NR==2{print $1}')"
-echo "# hanode $(git rev-parse --short HEAD), etcd $(etcd --version | head -1 | awk '{print $3}'); A = hanode, B = etcd; ratios are A/B"
+echo "# hanode $HANODE_BUILD, etcd $(etcd --version | head -1 | awk '{print $3}'); A = hanode, B = etcd; ratios are A/B"
 } | tee "$OUT"
 
 row() { # name, bench args...
