@@ -255,11 +255,17 @@ impl Server {
         let link_node = node.clone();
         let link_stop = stop.clone();
         tasks.push(tokio::spawn(async move {
+            // Connections end at `stop`; waiting for them here makes shutdown wait too, so no
+            // connection still holds the store when it closes.
+            let mut connections = tokio::task::JoinSet::new();
             while let Some((stream, _)) = links.recv().await {
                 let node = link_node.clone();
                 let stop = link_stop.clone();
-                tokio::spawn(async move { node.serve_link(stream, stop.cancelled_owned()).await });
+                connections
+                    .spawn(async move { node.serve_link(stream, stop.cancelled_owned()).await });
+                while connections.try_join_next().is_some() {}
             }
+            while connections.join_next().await.is_some() {}
         }));
         let peer_service = node.peer_service();
         let peer_stop = stop.clone();

@@ -93,9 +93,8 @@ pub fn split_by_alpn(
             } else {
                 &other_tx
             };
-            if to.send(accepted).await.is_err() {
-                return;
-            }
+            // A side that stopped listening (shutdown) only loses its own connections.
+            let _ = to.send(accepted).await;
         }
     });
     (other_rx, chosen_rx)

@@ -49,6 +49,9 @@ const SERVER_IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// A client does not reuse a link idle for this long: the server may be closing it.
 const CLIENT_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
+/// How long a connection whose caller gave up waits for the late reply before it is closed.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 /// How long to keep using gRPC for a peer that refused the link before asking again (it may
 /// have been upgraded meanwhile).
 const RETRY_UNSUPPORTED_AFTER: Duration = Duration::from_secs(60);
@@ -139,31 +142,39 @@ where
 {
     let mut stop = std::pin::pin!(stop);
     loop {
-        let request = tokio::select! {
-            _ = &mut stop => return,
-            request = tokio::time::timeout(SERVER_IDLE_LIMIT, read_message(&mut io)) => request,
-        };
-        let request = match request {
-            Ok(Ok(Some(request))) => request,
-            Ok(Ok(None)) | Err(_) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "Raft link closed");
-                return;
+        let step = async {
+            let request = match tokio::time::timeout(SERVER_IDLE_LIMIT, read_message(&mut io)).await
+            {
+                Ok(Ok(Some(request))) => request,
+                Ok(Ok(None)) | Err(_) => return false,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "Raft link closed");
+                    return false;
+                }
+            };
+            let reply = match answer(request).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing a Raft link after a malformed request");
+                    return false;
+                }
+            };
+            let written = async {
+                io.write_all(&reply).await?;
+                io.flush().await
+            };
+            if let Err(e) = written.await {
+                tracing::debug!(error = %e, "Raft link closed while replying");
+                return false;
             }
+            true
         };
-        let reply = match answer(request).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::warn!(error = %e, "closing a Raft link after a malformed request");
-                return;
-            }
+        let go_on = tokio::select! {
+            biased;
+            _ = &mut stop => false,
+            go_on = step => go_on,
         };
-        let written = async {
-            io.write_all(&reply).await?;
-            io.flush().await
-        };
-        if let Err(e) = written.await {
-            tracing::debug!(error = %e, "Raft link closed while replying");
+        if !go_on {
             return;
         }
     }
@@ -178,38 +189,77 @@ struct Link {
 
 /// How an exchange on a connection failed.
 struct ExchangeFailure {
-    /// Part of the reply had arrived: the connection was alive and the request was handled.
-    answered: bool,
+    /// The connection ended before any reply: it was closed while pooled (a restarted peer),
+    /// so the request may go again on a new one.
+    stale: bool,
     reason: String,
 }
 
-impl Link {
-    /// Sends one request frame and reads its reply.
+/// A connection carrying one request. If the caller gives up after the request went out
+/// (its deadline passed while the peer was slow), dropping this drains that one reply in the
+/// background and pools the connection again, so a slow answer does not cost a new TLS
+/// handshake on the next call.
+struct InFlight {
+    links: Arc<Links>,
+    addr: String,
+    link: Option<Link>,
+    /// The whole request is written and its reply not yet read.
+    awaiting_reply: bool,
+}
+
+impl InFlight {
     async fn exchange(&mut self, frame: &[u8]) -> Result<Vec<u8>, ExchangeFailure> {
-        let unanswered = |reason: String| ExchangeFailure {
-            answered: false,
-            reason,
+        let failure = |stale: bool, reason: String| ExchangeFailure { stale, reason };
+        let Some(link) = self.link.as_mut() else {
+            return Err(failure(false, "the connection is gone".into()));
         };
-        self.stream
+        link.stream
             .write_all(frame)
             .await
-            .map_err(|e| unanswered(format!("cannot send: {e}")))?;
-        self.stream
+            .map_err(|e| failure(true, format!("cannot send: {e}")))?;
+        link.stream
             .flush()
             .await
-            .map_err(|e| unanswered(format!("cannot send: {e}")))?;
-        match read_message(&mut self.stream).await {
+            .map_err(|e| failure(true, format!("cannot send: {e}")))?;
+        self.awaiting_reply = true;
+        let reply = read_message(&mut link.stream).await;
+        self.awaiting_reply = false;
+        match reply {
             Ok(Some(reply)) => {
-                self.used = Instant::now();
+                if let Some(mut link) = self.link.take() {
+                    link.used = Instant::now();
+                    self.links.put(&self.addr, link);
+                }
                 Ok(reply)
             }
-            Ok(None) => Err(unanswered("the peer closed the connection".into())),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(ExchangeFailure {
-                answered: true,
-                reason: e.to_string(),
-            }),
-            Err(e) => Err(unanswered(format!("no reply: {e}"))),
+            Ok(None) => Err(failure(true, "the peer closed the connection".into())),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(failure(false, e.to_string())),
+            Err(e) => Err(failure(true, format!("no reply: {e}"))),
         }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(mut link) = self.link.take() else {
+            return;
+        };
+        // A half-written request or a broken connection cannot be reused.
+        if !self.awaiting_reply {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let links = self.links.clone();
+        let addr = std::mem::take(&mut self.addr);
+        runtime.spawn(async move {
+            let drained = tokio::time::timeout(DRAIN_LIMIT, read_message(&mut link.stream)).await;
+            if let Ok(Ok(Some(_))) = drained {
+                link.used = Instant::now();
+                links.put(&addr, link);
+            }
+        });
     }
 }
 
@@ -233,34 +283,71 @@ impl Links {
         }))
     }
 
-    /// Sends one request frame to the peer at `addr` and returns its reply. AppendEntries is
-    /// idempotent, so a request that fails on a pooled connection the peer closed meanwhile
-    /// (a restart) is sent once more on a new connection.
-    pub(crate) async fn request(&self, addr: &str, frame: &[u8]) -> Result<Vec<u8>, LinkError> {
+    /// Sends one request frame to the peer at `addr` and returns its reply, within `limit`.
+    /// AppendEntries is idempotent, so a request that fails on a pooled connection the peer
+    /// closed meanwhile (a restart) is sent once more on a new connection.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        addr: &str,
+        frame: &[u8],
+        limit: Duration,
+    ) -> Result<Vec<u8>, LinkError> {
+        let deadline = Instant::now() + limit;
         if self.refused_recently(addr) {
             return Err(LinkError::Unsupported);
         }
-        if let Some(mut link) = self.take(addr) {
-            match link.exchange(frame).await {
-                Ok(reply) => {
-                    self.put(addr, link);
-                    return Ok(reply);
-                }
-                Err(failure) if failure.answered => {
-                    return Err(LinkError::Exchange(failure.reason));
-                }
+        let mut retried = false;
+        if let Some(link) = self.take(addr) {
+            match self.exchange(addr, link, frame, deadline, limit).await {
+                Ok(reply) => return Ok(reply),
+                Err(failure) if !failure.stale => return Err(LinkError::Exchange(failure.reason)),
                 Err(failure) => {
                     tracing::debug!(addr, reason = %failure.reason, "pooled Raft link was stale");
+                    retried = true;
                 }
             }
         }
-        let mut link = self.connect(addr).await?;
-        let reply = link
-            .exchange(frame)
+        let link = match self.connect(addr, deadline).await {
+            Ok(link) => link,
+            // The stale connection may have delivered the request before it broke.
+            Err(LinkError::Connect(reason)) if retried => return Err(LinkError::Exchange(reason)),
+            Err(e) => return Err(e),
+        };
+        self.exchange(addr, link, frame, deadline, limit)
             .await
-            .map_err(|failure| LinkError::Exchange(failure.reason))?;
-        self.put(addr, link);
-        Ok(reply)
+            .map_err(|failure| LinkError::Exchange(failure.reason))
+    }
+
+    async fn exchange(
+        self: &Arc<Self>,
+        addr: &str,
+        link: Link,
+        frame: &[u8],
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<Vec<u8>, ExchangeFailure> {
+        let mut in_flight = InFlight {
+            links: self.clone(),
+            addr: addr.to_string(),
+            link: Some(link),
+            awaiting_reply: false,
+        };
+        // A stopped peer never answers: the deadline is the caller's to keep.
+        tokio::time::timeout_at(deadline, in_flight.exchange(frame))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ExchangeFailure {
+                    stale: false,
+                    reason: format!("no answer within {limit:?}"),
+                })
+            })
+    }
+
+    /// Connections waiting in the pool, to every peer.
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.values().map(Vec::len).sum()
     }
 
     fn refused_recently(&self, addr: &str) -> bool {
@@ -284,23 +371,35 @@ impl Links {
 
     fn put(&self, addr: &str, link: Link) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Also forget connections nobody will reuse (to members removed or moved).
+        idle.retain(|_, links| {
+            links.retain(|link| link.used.elapsed() < CLIENT_IDLE_LIMIT);
+            !links.is_empty()
+        });
         let links = idle.entry(addr.to_string()).or_default();
         if links.len() < IDLE_PER_PEER {
             links.push(link);
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<Link, LinkError> {
+    /// A new connection, TCP and TLS, within [`CONNECT_TIMEOUT`] and the caller's deadline.
+    /// Nothing is sent on failure, so every failure is [`LinkError::Connect`].
+    async fn connect(&self, addr: &str, deadline: Instant) -> Result<Link, LinkError> {
+        let limit = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+        tokio::time::timeout_at(limit, self.handshake(addr))
+            .await
+            .unwrap_or_else(|_| {
+                Err(LinkError::Connect(format!(
+                    "no TLS connection to {addr} in time (a stopped or overloaded peer)"
+                )))
+            })
+    }
+
+    async fn handshake(&self, addr: &str) -> Result<Link, LinkError> {
         let name = server_name(addr).map_err(LinkError::Connect)?;
-        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(LinkError::Connect(format!("cannot connect to {addr}: {e}"))),
-            Err(_) => {
-                return Err(LinkError::Connect(format!(
-                    "cannot connect to {addr} within {CONNECT_TIMEOUT:?}"
-                )));
-            }
-        };
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| LinkError::Connect(format!("cannot connect to {addr}: {e}")))?;
         tcp.set_nodelay(true)
             .map_err(|e| LinkError::Connect(format!("cannot set TCP_NODELAY: {e}")))?;
         let stream = match self.connector.connect(name, tcp).await {

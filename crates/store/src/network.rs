@@ -222,7 +222,7 @@ impl PeerNetwork {
     /// One AppendEntries over a Raft link; `None` if the peer does not offer links.
     async fn call_link<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        links: &Links,
+        links: &Arc<Links>,
         target: NodeId,
         member: &Member,
         request: &Req,
@@ -232,20 +232,8 @@ impl PeerNetwork {
             Ok(frame) => frame,
             Err(e) => return Some(Err(PeerError::Failed(target, e))),
         };
-        let exchange = links.request(member.peer_addr(), &frame);
-        // A stopped peer never answers: the deadline is the caller's to keep.
-        let reply = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, exchange).await {
-                Ok(reply) => reply,
-                Err(_) => {
-                    return Some(Err(PeerError::Failed(
-                        target,
-                        format!("no answer within {limit:?}"),
-                    )));
-                }
-            },
-            None => exchange.await,
-        };
+        let limit = timeout.unwrap_or(Duration::from_secs(3600));
+        let reply = links.request(member.peer_addr(), &frame, limit).await;
         match reply {
             Ok(bytes) => Some(
                 postcard::from_bytes(&bytes)
@@ -419,8 +407,16 @@ mod tests {
         }
     }
 
-    /// A peer port that answers every AppendEntries with success. `mute` makes it read
-    /// requests and never answer; `close` drops every open connection.
+    /// When a fake peer answers.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        Now,
+        After(Duration),
+        Never,
+    }
+
+    /// A peer port that answers every AppendEntries with success, when `answer` says;
+    /// `close` drops every open connection.
     struct FakePeer {
         member: Member,
         accepted: Arc<AtomicUsize>,
@@ -428,7 +424,7 @@ mod tests {
         close: Arc<Notify>,
     }
 
-    async fn fake_peer(tls: &PeerTls, alpn: &'static [&'static [u8]], mute: bool) -> FakePeer {
+    async fn fake_peer(tls: &PeerTls, alpn: &'static [&'static [u8]], when: Answer) -> FakePeer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let member = Member {
             peer_url: format!("https://{}", listener.local_addr().unwrap()),
@@ -460,8 +456,10 @@ mod tests {
                         let requests = requests.clone();
                         async move {
                             requests.fetch_add(1, Ordering::SeqCst);
-                            if mute {
-                                std::future::pending::<()>().await;
+                            match when {
+                                Answer::Now => {}
+                                Answer::After(delay) => tokio::time::sleep(delay).await,
+                                Answer::Never => std::future::pending::<()>().await,
                             }
                             let _: AppendEntriesRequest<TypeConfig> =
                                 postcard::from_bytes(&request[1..]).map_err(|e| e.to_string())?;
@@ -497,7 +495,7 @@ mod tests {
     async fn append_entries_uses_a_pooled_link_that_survives_a_peer_restart() {
         let ca = ClusterCa::generate(SystemTime::now()).unwrap();
         let tls = tls(&ca);
-        let peer = fake_peer(&tls, &[b"h2", LINK_ALPN], false).await;
+        let peer = fake_peer(&tls, &[b"h2", LINK_ALPN], Answer::Now).await;
         let faults = Arc::new(Faults::new());
         let mut conn = connection(&tls, faults.clone(), &peer).await;
         let option = RPCOption::new(Duration::from_secs(5));
@@ -541,15 +539,60 @@ mod tests {
     async fn a_silent_peer_fails_the_call_at_its_deadline() {
         let ca = ClusterCa::generate(SystemTime::now()).unwrap();
         let tls = tls(&ca);
-        let peer = fake_peer(&tls, &[b"h2", LINK_ALPN], true).await;
+        let peer = fake_peer(&tls, &[b"h2", LINK_ALPN], Answer::Never).await;
         let mut conn = connection(&tls, Arc::new(Faults::new()), &peer).await;
         let started = Instant::now();
         let reply = conn
-            .append_entries(heartbeat(), RPCOption::new(Duration::from_millis(300)))
+            .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(2)))
             .await;
         assert!(matches!(reply, Err(RPCError::Network(_))), "{reply:?}");
-        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(peer.requests.load(Ordering::SeqCst), 1);
+    }
+
+    /// A reply that comes after the caller gave up is read in the background, and the
+    /// connection serves the next call: a slow follower costs no new TLS handshake.
+    #[tokio::test]
+    async fn a_late_reply_is_drained_and_its_connection_reused() {
+        let ca = ClusterCa::generate(SystemTime::now()).unwrap();
+        let tls = tls(&ca);
+        let peer = fake_peer(
+            &tls,
+            &[b"h2", LINK_ALPN],
+            Answer::After(Duration::from_millis(400)),
+        )
+        .await;
+        let mut conn = connection(&tls, Arc::new(Faults::new()), &peer).await;
+        // Connect and warm up within a generous deadline.
+        let reply = conn
+            .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(10)))
+            .await;
+        assert!(
+            matches!(reply, Ok(AppendEntriesResponse::Success)),
+            "{reply:?}"
+        );
+        let reply = conn
+            .append_entries(heartbeat(), RPCOption::new(Duration::from_millis(100)))
+            .await;
+        assert!(matches!(reply, Err(RPCError::Network(_))), "{reply:?}");
+        // The late reply arrives and is drained; only then is the connection pooled again.
+        let drained = async {
+            while conn.network.links.as_ref().unwrap().idle_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), drained)
+            .await
+            .expect("the drained connection returns to the pool");
+        let reply = conn
+            .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(10)))
+            .await;
+        assert!(
+            matches!(reply, Ok(AppendEntriesResponse::Success)),
+            "{reply:?}"
+        );
+        assert_eq!(peer.accepted.load(Ordering::SeqCst), 1, "no new handshake");
+        assert_eq!(peer.requests.load(Ordering::SeqCst), 3);
     }
 
     /// A peer port without the link protocol (an older hanode) is reported as such, so the
@@ -561,15 +604,17 @@ mod tests {
         let links = Links::new(&tls).unwrap();
         let frame = link::request_frame(Kind::AppendEntries, &heartbeat()).unwrap();
 
-        let old = fake_peer(&tls, &[b"h2"], false).await;
-        let reply = links.request(old.member.peer_addr(), &frame).await;
+        let old = fake_peer(&tls, &[b"h2"], Answer::Now).await;
+        let reply = links
+            .request(old.member.peer_addr(), &frame, Duration::from_secs(5))
+            .await;
         assert!(matches!(reply, Err(LinkError::Unsupported)), "{reply:?}");
         assert_eq!(old.requests.load(Ordering::SeqCst), 0);
 
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
-        let reply = links.request(&addr, &frame).await;
+        let reply = links.request(&addr, &frame, Duration::from_secs(5)).await;
         assert!(matches!(reply, Err(LinkError::Connect(_))), "{reply:?}");
     }
 }
