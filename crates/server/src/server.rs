@@ -255,14 +255,11 @@ impl Server {
         let link_node = node.clone();
         let link_stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            // Connections end at `stop`; waiting for them here makes shutdown wait too, so no
-            // connection still holds the store when it closes.
+            // Connections end at `stop` (and the store waits for them when it shuts down).
             let mut connections = tokio::task::JoinSet::new();
             while let Some((stream, _)) = links.recv().await {
-                let node = link_node.clone();
-                let stop = link_stop.clone();
                 connections
-                    .spawn(async move { node.serve_link(stream, stop.cancelled_owned()).await });
+                    .spawn(link_node.serve_link(stream, link_stop.clone().cancelled_owned()));
                 while connections.try_join_next().is_some() {}
             }
             while connections.join_next().await.is_some() {}
@@ -409,13 +406,17 @@ impl Server {
         self.stop.cancel();
         // Unary requests finish quickly; watch and keep-alive streams never end on their own,
         // so after a short grace period the listeners are closed regardless.
-        let aborts: Vec<_> = self.tasks.iter().map(|task| task.abort_handle()).collect();
-        let drained = futures::future::join_all(self.tasks);
+        let mut tasks = self.tasks;
+        let drained = futures::future::join_all(tasks.iter_mut());
         if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
             tracing::debug!("open streams after the shutdown grace period; closing them");
-            for abort in aborts {
-                abort.abort();
+            // Wait for the aborted tasks too: what they hold (the store) must be released
+            // before shutdown returns, or a restart in this process finds the store locked.
+            tasks.retain(|task| !task.is_finished());
+            for task in &tasks {
+                task.abort();
             }
+            futures::future::join_all(tasks).await;
         }
         if let Some(node) = self.node {
             node.shutdown().await;

@@ -172,6 +172,11 @@ pub(crate) struct Core {
     /// State size in bytes and when it was measured: reading
     /// RocksDB's properties on every write would cost more than the write.
     size_cache: std::sync::Mutex<(u64, Option<Instant>)>,
+    /// Raft link connections being served: shutdown waits for them, since each holds the
+    /// store open.
+    link_tasks: tokio_util::task::TaskTracker,
+    /// Cancelled when the member shuts down.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 /// A running store member.
@@ -227,6 +232,8 @@ impl StoreNode {
             lessor: Mutex::new(Lessor::new()),
             membership_lock: Mutex::new(()),
             size_cache: std::sync::Mutex::new((0, None)),
+            link_tasks: tokio_util::task::TaskTracker::new(),
+            closing: tokio_util::sync::CancellationToken::new(),
             leader_contact: std::sync::Mutex::new(None),
             vote_term_seen: std::sync::atomic::AtomicU64::new(0),
             durability,
@@ -300,18 +307,32 @@ impl StoreNode {
 
     /// Answers Raft link requests on one accepted peer connection (ALPN
     /// [`crate::LINK_ALPN`]; the caller checked the client certificate) until the peer closes
-    /// it or `stop` completes.
-    pub async fn serve_link<S>(&self, io: S, stop: impl std::future::Future<Output = ()>)
+    /// it, `stop` completes, or this member shuts down. Spawn the returned future; shutdown
+    /// waits for it to end.
+    pub fn serve_link<S>(
+        &self,
+        io: S,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static
     where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let core = &self.core;
-        crate::link::serve(
-            io,
-            |request| crate::peer_service::answer_link(core, request),
-            stop,
-        )
-        .await;
+        let core = self.core.clone();
+        self.core.link_tasks.track_future(async move {
+            let closing = core.closing.clone();
+            let stop = async move {
+                tokio::select! {
+                    _ = stop => {}
+                    _ = closing.cancelled() => {}
+                }
+            };
+            crate::link::serve(
+                io,
+                |request| crate::peer_service::answer_link(&core, request),
+                stop,
+            )
+            .await;
+        })
     }
 
     /// Waits until this member has applied everything committed when it was asked, as seen by
@@ -369,8 +390,27 @@ impl StoreNode {
         for task in tasks {
             task.abort();
         }
+        self.core.closing.cancel();
+        self.core.link_tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.core.link_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Raft link connections still open 5 s after shutdown began");
+        }
         if let Err(e) = self.core.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+        // openraft 0.9 drops the state machine (which holds the database open) in a worker
+        // task that can outlive `Raft::shutdown`; a restart in this process must find the
+        // database closed.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.core.shared) > 1 {
+            if Instant::now() >= deadline {
+                tracing::warn!("the state machine is still in use 5 s after shutdown");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // A flush still running holds the database open, and a restart reopens it.
         self.core.durability.settle().await;
