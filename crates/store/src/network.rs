@@ -550,6 +550,17 @@ mod tests {
         assert_eq!(peer.requests.load(Ordering::SeqCst), 1);
     }
 
+    /// One AppendEntries with a generous deadline, which must succeed.
+    async fn assert_succeeds(conn: &mut PeerConnection) {
+        let reply = conn
+            .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(10)))
+            .await;
+        assert!(
+            matches!(reply, Ok(AppendEntriesResponse::Success)),
+            "{reply:?}"
+        );
+    }
+
     /// A reply that comes after the caller gave up is read in the background, and the
     /// connection serves the next call: a slow follower costs no new TLS handshake.
     #[tokio::test]
@@ -564,13 +575,7 @@ mod tests {
         .await;
         let mut conn = connection(&tls, Arc::new(Faults::new()), &peer).await;
         // Connect and warm up within a generous deadline.
-        let reply = conn
-            .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(10)))
-            .await;
-        assert!(
-            matches!(reply, Ok(AppendEntriesResponse::Success)),
-            "{reply:?}"
-        );
+        assert_succeeds(&mut conn).await;
         let reply = conn
             .append_entries(heartbeat(), RPCOption::new(Duration::from_millis(100)))
             .await;
@@ -584,13 +589,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), drained)
             .await
             .expect("the drained connection returns to the pool");
-        let reply = conn
-            .append_entries(heartbeat(), RPCOption::new(Duration::from_secs(10)))
-            .await;
-        assert!(
-            matches!(reply, Ok(AppendEntriesResponse::Success)),
-            "{reply:?}"
-        );
+        assert_succeeds(&mut conn).await;
         assert_eq!(peer.accepted.load(Ordering::SeqCst), 1, "no new handshake");
         assert_eq!(peer.requests.load(Ordering::SeqCst), 3);
     }
